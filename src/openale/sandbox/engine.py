@@ -14,6 +14,13 @@ from openale.sandbox.settings import SandboxSettings
 # Every container and image openale makes carries this label, so `gc` and `ls`
 # never touch anything else on the engine.
 LABEL = "openale.sandbox"
+L_CREATED, L_SPEC, L_OWNER, L_DETACHED = (
+    "openale.created_at",
+    "openale.spec",
+    "openale.owner",
+    "openale.detached",
+)
+L_SNAPSHOT, L_SNAPSHOT_SOURCE = "openale.snapshot", "openale.snapshot.source"
 
 
 @functools.lru_cache(maxsize=8)

@@ -47,7 +47,9 @@ class SandboxSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     ttl_s: float | None = Field(3600.0, gt=0, description="idle time before reaping; None = never")
     deadline_s: float | None = Field(None, gt=0, description="hard lifetime; None = no deadline")
-    read_only_root: bool = Field(False, description="root filesystem read-only; workdir and /tmp stay writable")
+    read_only_root: bool = Field(
+        False, description="root filesystem read-only; workdir and /tmp stay writable"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("image")
@@ -127,6 +129,7 @@ class CommandResult(BaseModel):
     timed_out: bool = False
     interrupted: bool = False
     oom_killed: bool = False
+    error: str | None = Field(None, description="what the harness had to do, e.g. recover")
 
     @property
     def ok(self) -> bool:

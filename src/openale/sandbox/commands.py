@@ -1,0 +1,138 @@
+"""``sb.commands``: one-shot processes with separate stdout and stderr."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from openale.sandbox.spec import CommandResult
+from openale.sandbox.streams import CappedBuffer, FrameDemuxer, recv_until
+
+if TYPE_CHECKING:
+    from openale.sandbox.sandbox import Sandbox
+
+KILL_GRACE_S = 3.0
+
+
+class CommandHandle:
+    """A running command. ``wait()`` returns its ``CommandResult`` with the real exit code."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        cmd: str,
+        *,
+        timeout: float | None,
+        env: dict[str, str],
+        cwd: str | None,
+        user: str | None,
+    ):
+        self._sb = sandbox
+        self.cmd = cmd
+        self.timeout = timeout
+        # Every process the command starts inherits this variable, so a
+        # timeout can kill the whole tree, daemonized children included.
+        self.token = secrets.token_hex(8)
+        cap = sandbox.settings.max_output_bytes
+        self._stdout, self._stderr = CappedBuffer(cap), CappedBuffer(cap)
+        self._demux = FrameDemuxer(self._stdout, self._stderr)
+        self._started = time.monotonic()
+        self._exec_id, self._sock = sandbox.runtime.exec_start(
+            sandbox.container,
+            ["sh", "-c", cmd],
+            env={**env, "ALE_EXEC": self.token},
+            workdir=cwd,
+            user=user,
+        )
+        self._result: CommandResult | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _pump(self) -> None:
+        deadline = None if self.timeout is None else self._started + self.timeout
+        timed_out = not self._drain(deadline)
+        error = None
+        if timed_out:
+            if self._sb.runtime.kill_by_token(self._sb.container, self.token):
+                self._drain(time.monotonic() + KILL_GRACE_S)
+            else:
+                error = self._sb.recover_from_exhaustion()
+        self._sock.close()
+        exit_code = self._sb.runtime.exec_exit_code(self._exec_id)
+        self._result = self._sb.finish_command(
+            "exec",
+            self.cmd,
+            CommandResult(
+                exit_code=exit_code,
+                stdout=self._stdout.text(),
+                stderr=self._stderr.text(),
+                duration_s=time.monotonic() - self._started,
+                truncated=self._stdout.truncated or self._stderr.truncated,
+                timed_out=timed_out,
+                interrupted=timed_out,
+                error=error,
+            ),
+        )
+        self._done.set()
+
+    def _drain(self, deadline: float | None) -> bool:
+        """Read until the stream ends (True) or the deadline passes (False)."""
+        while True:
+            data = recv_until(self._sock, deadline)
+            if data is None:
+                return False
+            if not data:
+                return True
+            self._demux.feed(data)
+
+    def _start_background(self) -> CommandHandle:
+        self._thread = threading.Thread(
+            target=self._pump, name=f"ale-cmd-{self.token}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> CommandResult:
+        """Block until the command ends (or ``timeout`` seconds; then ``TimeoutError``)."""
+        if self._thread is None:
+            self._pump()
+        elif not self._done.wait(timeout):
+            raise TimeoutError(f"command still running after {timeout}s: {self.cmd!r}")
+        assert self._result is not None
+        return self._result
+
+    def kill(self) -> None:
+        """SIGKILL the command and everything it started."""
+        self._sb.runtime.kill_by_token(self._sb.container, self.token)
+
+
+class Commands:
+    """``sb.commands.run(...)``: each call is a fresh ``sh -c`` process."""
+
+    def __init__(self, sandbox: Sandbox):
+        self._sb = sandbox
+
+    def run(
+        self,
+        cmd: str,
+        *,
+        timeout: float | None = 600.0,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        background: bool = False,
+    ) -> CommandResult | CommandHandle:
+        """Run ``cmd`` with ``sh -c``. ``background=True`` returns a ``CommandHandle`` at once."""
+        self._sb.ensure_running()
+        handle = CommandHandle(
+            self._sb, cmd, timeout=timeout, env=env or {}, cwd=cwd, user=user or self._sb.spec.user
+        )
+        if background:
+            return handle._start_background()
+        return handle.wait()

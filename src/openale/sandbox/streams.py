@@ -1,0 +1,93 @@
+"""Byte plumbing for attached ``docker exec`` streams: capped buffers and frame demuxing."""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+
+TRUNCATION_MARKER = "\n[... openale: output truncated, {omitted} bytes omitted ...]\n"
+
+
+class CappedBuffer:
+    """Keeps the first and last ``cap/2`` bytes of a stream and counts what it drops.
+
+    Agents need both ends of a long output: the head says what started, the
+    tail says how it ended.
+    """
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.omitted = 0
+        self.total = 0
+
+    def write(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.cap // 2 - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self._tail += data
+        keep = self.cap - self.cap // 2
+        if len(self._tail) > keep:
+            drop = len(self._tail) - keep
+            del self._tail[:drop]
+            self.omitted += drop
+
+    @property
+    def truncated(self) -> bool:
+        return self.omitted > 0
+
+    def getvalue(self) -> bytes:
+        if not self.omitted:
+            return bytes(self._head + self._tail)
+        marker = TRUNCATION_MARKER.format(omitted=self.omitted).encode()
+        return bytes(self._head) + marker + bytes(self._tail)
+
+    def text(self) -> str:
+        return self.getvalue().decode("utf-8", errors="replace")
+
+
+def raw_socket(stream) -> socket.socket:
+    """The socket under what ``APIClient.exec_start(socket=True)`` returns."""
+    return getattr(stream, "_sock", stream)
+
+
+def recv_until(sock: socket.socket, deadline: float | None, size: int = 65536) -> bytes | None:
+    """One ``recv``; ``None`` when the deadline passes first, ``b""`` at end of stream."""
+    if deadline is None:
+        ready = select.select([sock], [], [])[0]
+    else:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready = select.select([sock], [], [], remaining)[0]
+    if not ready:
+        return None
+    try:
+        return sock.recv(size)
+    except (ConnectionResetError, BrokenPipeError):
+        return b""
+
+
+class FrameDemuxer:
+    """Splits Docker's multiplexed stream (8-byte headers) into stdout and stderr."""
+
+    def __init__(self, stdout: CappedBuffer, stderr: CappedBuffer):
+        self._pending = bytearray()
+        self._out = {1: stdout, 2: stderr}
+
+    def feed(self, data: bytes) -> None:
+        self._pending += data
+        while len(self._pending) >= 8:
+            kind, size = struct.unpack(">BxxxL", self._pending[:8])
+            if len(self._pending) < 8 + size:
+                return
+            payload = bytes(self._pending[8 : 8 + size])
+            del self._pending[: 8 + size]
+            self._out.get(kind, self._out[1]).write(payload)
