@@ -26,6 +26,7 @@ from openale.sandbox.errors import (
     EngineUnavailableError,
     ImageNotFoundError,
     InvalidSpecError,
+    ResourceLimitError,
     SandboxError,
     SandboxFileError,
     SandboxNotFoundError,
@@ -219,6 +220,11 @@ class DockerRuntime:
             )["Id"]
             stream = self.api.exec_start(exec_id, tty=tty, socket=True)
         except docker.errors.APIError as e:
+            if "resource temporarily unavailable" in str(e.explanation).lower():
+                raise ResourceLimitError(
+                    "no process can start in the sandbox: its pids limit is exhausted; "
+                    "Sandbox.restart() kills every process and keeps the files"
+                ) from None
             raise _api_error(e, "exec") from None
         except docker.errors.DockerException as e:
             raise EngineUnavailableError(f"exec: {e}") from None

@@ -370,14 +370,22 @@ class Sandbox:
             detail={"path": path},
         )
 
-    def recover_from_exhaustion(self) -> str:
-        """Restart the sandbox when no process can be started in it (pids limit hit).
+    def restart(self) -> None:
+        """Kill every process in the sandbox (sessions included) and start it again.
 
-        The filesystem is kept; every process, sessions included, is gone.
+        The filesystem is kept. This is the way out when a runaway process tree
+        (a fork bomb) holds every process slot, so nothing else can start.
         """
-        current = self.runtime.pids_current(self.container)
-        self.runtime.restart(self.container)
+        started = time.monotonic()
+        self.ensure_running()
         self.sessions.close_all()
+        self.runtime.restart(self.container)
+        self.audit.record(self.id, "lifecycle", "restarted", duration_s=time.monotonic() - started)
+
+    def recover_from_exhaustion(self) -> str:
+        """Restart the sandbox when nothing can be started in it to stop a command."""
+        current = self.runtime.pids_current(self.container)
+        self.restart()
         reason = (
             f"pids limit exhausted ({current}/{self.spec.pids} processes)"
             if current is not None and current >= self.spec.pids - 2

@@ -93,7 +93,7 @@ class BashSession:
         setup = (
             "stty -echo -icanon min 1 time 0 -onlcr cols 200 rows 50 2>/dev/null; "
             "set +H +o history; unset HISTFILE; PS1=''; PS2=''; PS0=''; "
-            f"PROMPT_COMMAND='printf \"\\n__ALE_{self._token}_%s_%s__\\n\" "
+            f'PROMPT_COMMAND=\'printf "\\n__ALE_{self._token}_%s_%s__\\n" '
             '"${__ale_seq:-0}" "$?"\'; '
             "echo __ALE_PID_$$\n"
         )

@@ -1,0 +1,56 @@
+# Quick start: `make demo` and `make test`. Every target installs what it needs,
+# idempotently: a fresh machine gets everything, a warm one skips straight on.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+ALE   := $(VENV)/bin/ale
+STAMP := .make
+SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup system docker venv images test test-fast demo bench lint clean
+
+setup: system docker venv images
+
+system:
+	@if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then \
+	  echo "installing docker.io and debootstrap"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker.io debootstrap >/dev/null; \
+	fi
+
+docker: system
+	@scripts/ensure-docker.sh
+
+venv: $(STAMP)/venv
+
+# torch first, pinned: that version is on disk; letting a dependency pull
+# "torch" would download gigabytes of CUDA wheels.
+$(STAMP)/venv: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@mkdir -p $(STAMP) && touch $@
+
+images: venv docker
+	$(ALE) images bootstrap
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) scripts/demo.py
+
+bench: setup
+	$(PY) benchmarks/sandbox_bench.py
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+
+clean:
+	-$(ALE) sandbox gc
+	rm -rf $(STAMP)
