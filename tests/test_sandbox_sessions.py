@@ -91,3 +91,13 @@ def test_sessions_are_independent(sandbox):
     a, b = sandbox.sessions.create(), sandbox.sessions.create(cwd="/tmp", env={"WHO": "b"})
     a.run("X=a")
     assert b.run("echo ${X:-unset} $WHO $(pwd)").output == "unset b /tmp\n"
+
+
+def test_a_hung_shell_is_killed_and_reported(sandbox):
+    shell = sandbox.sessions.create()
+    # A builtin loop runs in the shell itself, with SIGINT ignored: only
+    # killing the shell ends it.
+    r = shell.run("trap '' INT; while :; do :; done", timeout=1)
+    assert r.timed_out and shell.closed
+    assert "shell was killed" in r.error
+    assert sandbox.sessions.create().run("echo next").output == "next\n"

@@ -20,6 +20,7 @@ L_CREATED, L_SPEC, L_OWNER, L_DETACHED = (
     "openale.owner",
     "openale.detached",
 )
+L_AUDIT = "openale.audit_dir"  # where the sandbox's activity is logged, for idle-TTL checks
 L_SNAPSHOT, L_SNAPSHOT_SOURCE = "openale.snapshot", "openale.snapshot.source"
 
 

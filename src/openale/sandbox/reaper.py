@@ -13,11 +13,12 @@ import socket
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from openale.sandbox.audit import AuditLog
-from openale.sandbox.engine import L_CREATED, L_OWNER, L_SPEC, LABEL
+from openale.sandbox.engine import L_AUDIT, L_CREATED, L_OWNER, L_SPEC, LABEL
 from openale.sandbox.runtime import DockerRuntime
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import SandboxSpec
@@ -77,6 +78,9 @@ def orphan_reason(summary: dict, audit: AuditLog, now: float) -> str | None:
     if spec.deadline_s and now - created > spec.deadline_s:
         return f"deadline of {spec.deadline_s:g}s passed"
     if spec.ttl_s:
+        # The creator's audit directory knows the last activity, whatever ours is.
+        if labels.get(L_AUDIT) and labels[L_AUDIT] != str(audit.directory):
+            audit = AuditLog(Path(labels[L_AUDIT]))
         last = audit.last_active(sandbox_id)
         idle = now - (last.timestamp() if last else created)
         if idle > spec.ttl_s:

@@ -23,6 +23,7 @@ from datetime import datetime
 from openale.sandbox.audit import AuditLog
 from openale.sandbox.commands import Commands
 from openale.sandbox.engine import (
+    L_AUDIT,
     L_CREATED,
     L_DETACHED,
     L_OWNER,
@@ -112,11 +113,12 @@ class Session:
 
     def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult:
         result = self._shell.run(cmd, timeout=timeout)
-        if result.timed_out and result.exit_code is None and not self._shell.closed:
-            # Neither Ctrl-C nor a SIGKILL helper ended it: the sandbox is out
-            # of processes. Recovering restarts it, which ends this shell.
+        if self._shell.stuck:
+            # Not even a helper process could start to stop the command: the
+            # sandbox is out of pids. Recovering restarts it and ends this shell.
             result.error = self._sb.recover_from_exhaustion()
-            self._shell.close()
+        elif result.timed_out and self._shell.closed:
+            result.error = "the command could not be stopped, so its shell was killed"
         return self._sb.finish_command("session", cmd, result, session=self.id)
 
     def interrupt(self) -> None:
@@ -185,6 +187,7 @@ class Sandbox:
             L_SPEC: spec.model_dump_json(),
             L_OWNER: "" if detach else owner_label(),
             L_DETACHED: "1" if detach else "0",
+            L_AUDIT: str(settings.audit_dir),
             **spec.labels,
         }
         audit = AuditLog(settings.audit_dir)

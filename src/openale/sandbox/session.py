@@ -79,6 +79,7 @@ class BashSession:
         self._lock = threading.Lock()
         self._interrupted = False
         self.closed = False
+        self.stuck = False
         self.pid: int | None = None
         self._carry = bytearray()
         self._exec_id, self._sock = runtime.exec_start(
@@ -173,12 +174,15 @@ class BashSession:
         pending = self._carry
         self._carry = bytearray()
         while True:
-            for m in self._marker.finditer(pending):
-                seq, status = int(m.group(1)), int(m.group(2))
-                if seq == self._seq:
-                    out.write(bytes(pending[: m.start()]))
-                    self._carry = pending[m.end() :]
-                    return _Ending(seq, status)
+            m = self._marker.search(pending)
+            while m and int(m.group(1)) < self._seq:
+                # The late end of a command that was abandoned after a timeout.
+                del pending[: m.end()]
+                m = self._marker.search(pending)
+            if m:
+                out.write(bytes(pending[: m.start()]))
+                self._carry = pending[m.end() :]
+                return _Ending(int(m.group(1)), int(m.group(2)))
             # Keep a window that may hold a partial marker; the rest is output.
             if len(pending) > MARKER_WINDOW:
                 out.write(bytes(pending[:-MARKER_WINDOW]))
@@ -194,21 +198,27 @@ class BashSession:
             pending += data
 
     def _stop_foreground(self, out: CappedBuffer) -> _Ending | None:
-        """Ctrl-C, then SIGKILL to the terminal's foreground process group."""
+        """Ctrl-C; then SIGKILL the terminal's foreground group; then the shell itself.
+
+        Sets ``stuck`` when not even a helper process can start (pids exhausted).
+        """
         self._send(b"\x03")
         ending = self._read_until_end(out, time.monotonic() + INTERRUPT_GRACE_S)
-        if ending or self.closed:
+        if ending or self.closed or self.pid is None:
             return ending
-        if self.pid is not None:
-            # Field 8 of /proc/PID/stat is the terminal's foreground process
-            # group; when it is the shell's own group, the shell itself is
-            # stuck and killing it is the only way out.
-            script = (
-                f"set -- $(cat /proc/{self.pid}/stat); "
-                f'if [ "$8" = "$5" ]; then kill -KILL {self.pid}; else kill -KILL -"$8"; fi'
-            )
+        # Field 8 of /proc/PID/stat is the terminal's foreground process group;
+        # when it is the shell's own group, the shell itself is what hangs.
+        foreground = (
+            f"set -- $(cat /proc/{self.pid}/stat); "
+            f'if [ "$8" = "$5" ]; then kill -KILL {self.pid}; else kill -KILL -"$8"; fi'
+        )
+        for script in (foreground, f"kill -KILL {self.pid}"):
             try:
                 self.runtime.exec_simple(self.container, ["sh", "-c", script])
             except SandboxError:
-                return None  # no helper process could start (pids exhausted): caller recovers
-        return self._read_until_end(out, time.monotonic() + INTERRUPT_GRACE_S)
+                self.stuck = True
+                return None
+            ending = self._read_until_end(out, time.monotonic() + INTERRUPT_GRACE_S)
+            if ending or self.closed:
+                return ending
+        return None
