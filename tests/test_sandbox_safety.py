@@ -132,3 +132,15 @@ def test_read_only_root_keeps_workdir_and_tmp_writable(engine):
         assert sb.commands.run("touch /workspace/ok /tmp/ok").exit_code == 0
         sb.files.write("notes.txt", "fine")
         assert sb.commands.run("cat notes.txt").stdout == "fine"
+
+
+def test_images_with_their_own_entrypoint_still_make_sandboxes(engine, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        f'FROM {BASE_IMAGE}\nENTRYPOINT ["sh", "-c", "exit 3"]\nCMD ["ignored"]\n'
+    )
+    image, _ = engine.images.build(path=str(tmp_path), tag="openale/test-entrypoint:1", rm=True)
+    try:
+        with Sandbox.create(SandboxSpec(image="openale/test-entrypoint:1")) as sb:
+            assert sb.commands.run("echo up").stdout == "up\n"
+    finally:
+        engine.images.remove(image.id, force=True)

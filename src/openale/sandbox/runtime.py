@@ -139,7 +139,10 @@ class DockerRuntime:
         try:
             container = self.api.create_container(
                 image,
-                command=["sleep", str(lifetime)],
+                # The image's own entrypoint is replaced: it might be a server
+                # or exit at once, and the sandbox must simply stay up.
+                entrypoint=["sleep"],
+                command=[str(lifetime)],
                 name=CONTAINER_PREFIX + sandbox_id,
                 hostname=sandbox_id,
                 user=spec.user or "",
