@@ -93,6 +93,8 @@ class ImageInfo(BaseModel):
     alias_of: str | None = None
 
 
+RECIPE_LABEL = "openale.recipe"
+
 # --- public API ----------------------------------------------------------------
 
 
@@ -115,7 +117,7 @@ def bootstrap(
         replaced = []
         for tag, build in ((BASE_IMAGE, build_debian_base), (TOOLBOX_IMAGE, build_toolbox)):
             old = _image_id(client, tag)
-            if old and not force:
+            if old and not force and not _recipe_changed(client, tag):
                 say(f"{tag}: present ({_short(old)})")
                 continue
             build(settings, progress=progress)
@@ -194,9 +196,30 @@ def build_toolbox(
     client = docker_client(settings)
     if _image_id(client, BASE_IMAGE) is None:
         raise ImageBuildError(f"{BASE_IMAGE} is missing: build it first (ale images bootstrap)")
-    dockerfile = resources.files("openale.sandbox").joinpath("dockerfiles/toolbox/Dockerfile")
+    recipe = _toolbox_recipe()
+    # The recipe's digest goes into the image, so a warm machine notices when
+    # the Dockerfile changed and rebuilds without --force.
+    recipe += f"\nLABEL {RECIPE_LABEL}={_digest(recipe)}\n"
     with _step(say, f"docker build {TOOLBOX_IMAGE}"):
-        return docker_build(client, dockerfile.read_text(), TOOLBOX_IMAGE, progress=say)
+        return docker_build(client, recipe, TOOLBOX_IMAGE, progress=say)
+
+
+def _toolbox_recipe() -> str:
+    path = resources.files("openale.sandbox").joinpath("dockerfiles/toolbox/Dockerfile")
+    return path.read_text()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _recipe_changed(client: docker.DockerClient, tag: str) -> bool:
+    """True when ``tag`` is the toolbox and was built from another Dockerfile."""
+    if tag != TOOLBOX_IMAGE:
+        return False
+    image = _image(client, tag)
+    built_from = (image.labels or {}).get(RECIPE_LABEL) if image else None
+    return built_from != _digest(_toolbox_recipe())
 
 
 def apply_aliases(
