@@ -15,6 +15,7 @@ from openale.sandbox import (
     SandboxNotRunningError,
     SandboxSettings,
     SandboxSpec,
+    delete_snapshot,
     gc,
     load_snapshot,
 )
@@ -102,7 +103,7 @@ def test_snapshot_and_fork_keep_files_and_are_independent(engine):
     finally:
         for f in forks:
             f.close()
-        engine.images.remove(snap.image, force=True)
+        assert delete_snapshot(snap) and not delete_snapshot(snap)
 
 
 def test_idle_ttl_is_reaped_by_gc(engine):

@@ -21,7 +21,7 @@ from openale.sandbox.errors import (
 )
 from openale.sandbox.files import FileEntry
 from openale.sandbox.reaper import gc
-from openale.sandbox.sandbox import Sandbox, Session, load_snapshot
+from openale.sandbox.sandbox import Sandbox, Session, delete_snapshot, load_snapshot
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
@@ -48,6 +48,7 @@ __all__ = [
     "Session",
     "SessionClosedError",
     "Snapshot",
+    "delete_snapshot",
     "gc",
     "load_snapshot",
 ]

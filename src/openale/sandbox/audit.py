@@ -77,6 +77,13 @@ class AuditLog:
                 if line.strip():
                     yield AuditEvent.model_validate(json.loads(line))
 
+    def touch(self, sandbox_id: str) -> None:
+        """Mark activity without an event (a long command is still running)."""
+        try:
+            os.utime(self.path(sandbox_id))
+        except FileNotFoundError:
+            pass
+
     def last_active(self, sandbox_id: str) -> datetime | None:
         try:
             return datetime.fromtimestamp(self.path(sandbox_id).stat().st_mtime, UTC)

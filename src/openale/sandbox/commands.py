@@ -80,7 +80,7 @@ class CommandHandle:
     def _drain(self, deadline: float | None) -> bool:
         """Read until the stream ends (True) or the deadline passes (False)."""
         while True:
-            data = recv_until(self._sock, deadline)
+            data = recv_until(self._sock, deadline, heartbeat=self._sb.touch)
             if data is None:
                 return False
             if not data:

@@ -71,22 +71,27 @@ def orphan_reason(summary: dict, audit: AuditLog, now: float) -> str | None:
     except (KeyError, ValueError):
         return "labels are unreadable"
     state = summary["State"]
+    owner = labels.get(L_OWNER)
+    owner_gone = bool(owner) and not owner_alive(owner)
+    past_deadline = bool(spec.deadline_s) and now - created > spec.deadline_s
     if state in ("exited", "dead"):
+        # A live owner may still want to look at it; it closes its own.
+        if owner and not owner_gone and not past_deadline:
+            return None
         return f"not running ({state})"
     if state == "created" and now - created > PENDING_GRACE_S:
         return "never started"
-    if spec.deadline_s and now - created > spec.deadline_s:
+    if past_deadline:
         return f"deadline of {spec.deadline_s:g}s passed"
     if spec.ttl_s:
-        # The creator's audit directory knows the last activity, whatever ours is.
+        # The creator's audit directory knows the last activity, whatever ours
+        # is; with no audit file in sight, idleness cannot be judged.
         if labels.get(L_AUDIT) and labels[L_AUDIT] != str(audit.directory):
             audit = AuditLog(Path(labels[L_AUDIT]))
         last = audit.last_active(sandbox_id)
-        idle = now - (last.timestamp() if last else created)
-        if idle > spec.ttl_s:
-            return f"idle for {idle:.0f}s (ttl {spec.ttl_s:g}s)"
-    owner = labels.get(L_OWNER)
-    if owner and not owner_alive(owner):
+        if last is not None and now - last.timestamp() > spec.ttl_s:
+            return f"idle for {now - last.timestamp():.0f}s (ttl {spec.ttl_s:g}s)"
+    if owner_gone:
         return f"owner process {owner} is gone"
     return None
 

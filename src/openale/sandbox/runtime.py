@@ -56,11 +56,13 @@ CONTAINER_PREFIX = "openale-"
 FOREVER_S = 2_147_483_647
 
 # Kills every process that inherited ALE_EXEC=<token>, i.e. one command and
-# all its descendants, using only sh and /proc.
+# all its descendants, using only sh and /proc. Everything is stopped first
+# and killed at once, so no process runs on between two kills.
 _KILL_BY_TOKEN = (
-    "for p in /proc/[0-9]*; do "
-    'grep -qsa "ALE_EXEC=$1" "$p/environ" 2>/dev/null && kill -KILL "${p#/proc/}" 2>/dev/null; '
-    "done; true"
+    "pids=; for p in /proc/[0-9]*; do "
+    'grep -qsa "ALE_EXEC=$1" "$p/environ" 2>/dev/null && '
+    '{ kill -STOP "${p#/proc/}" 2>/dev/null; pids="$pids ${p#/proc/}"; }; '
+    'done; [ -z "$pids" ] || kill -KILL $pids 2>/dev/null; true'
 )
 _OOM_COUNTER = (
     "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
@@ -322,6 +324,15 @@ class DockerRuntime:
         except docker.errors.APIError as e:
             raise _api_error(e, "snapshot") from None
         return result["Id"]
+
+    def remove_image(self, image: str) -> bool:
+        try:
+            self.api.remove_image(image, force=True)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as e:
+            raise _api_error(e, "remove image") from None
 
     def image_labels(self, image: str) -> dict[str, str]:
         try:

@@ -81,6 +81,7 @@ class Sessions:
                 cwd=cwd,
                 env=env,
                 max_output_bytes=self._sb.settings.max_output_bytes,
+                heartbeat=self._sb.touch,
             ),
         )
         self._open.append(session)
@@ -354,6 +355,10 @@ class Sandbox:
         )
         return result
 
+    def touch(self) -> None:
+        """Record activity for the idle-TTL reaper."""
+        self.audit.touch(self.id)
+
     def audit_file(
         self,
         action: str,
@@ -468,3 +473,10 @@ def load_snapshot(snapshot_id: str, settings: SandboxSettings | None = None) -> 
         created_at=datetime.fromisoformat(labels[L_CREATED]),
         spec=SandboxSpec.model_validate_json(labels[L_SPEC]),
     )
+
+
+def delete_snapshot(snapshot: Snapshot | str, settings: SandboxSettings | None = None) -> bool:
+    """Remove a snapshot's image; False if it was already gone."""
+    runtime = DockerRuntime(settings or SandboxSettings())
+    image = snapshot.image if isinstance(snapshot, Snapshot) else load_snapshot(snapshot).image
+    return runtime.remove_image(image)

@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from openale.sandbox.errors import SandboxError, SessionClosedError
@@ -68,10 +69,12 @@ class BashSession:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         max_output_bytes: int = 1_000_000,
+        heartbeat: Callable[[], None] | None = None,
     ):
         self.runtime = runtime
         self.container = container
         self.max_output_bytes = max_output_bytes
+        self.heartbeat = heartbeat
         self.id = "sess-" + secrets.token_hex(4)
         self._token = secrets.token_hex(6)
         self._marker = re.compile(rb"\n__ALE_" + self._token.encode() + rb"_(\d+)_(\d+)__\n")
@@ -187,7 +190,7 @@ class BashSession:
             if len(pending) > MARKER_WINDOW:
                 out.write(bytes(pending[:-MARKER_WINDOW]))
                 del pending[:-MARKER_WINDOW]
-            data = recv_until(self._sock, deadline)
+            data = recv_until(self._sock, deadline, heartbeat=self.heartbeat)
             if data is None:
                 self._carry = pending
                 return None

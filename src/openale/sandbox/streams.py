@@ -6,7 +6,9 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 
+HEARTBEAT_S = 30.0
 TRUNCATION_MARKER = "\n[... openale: output truncated, {omitted} bytes omitted ...]\n"
 
 
@@ -58,17 +60,29 @@ def raw_socket(stream) -> socket.socket:
     return getattr(stream, "_sock", stream)
 
 
-def recv_until(sock: socket.socket, deadline: float | None, size: int = 65536) -> bytes | None:
-    """One ``recv``; ``None`` when the deadline passes first, ``b""`` at end of stream."""
-    if deadline is None:
-        ready = select.select([sock], [], [])[0]
-    else:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        ready = select.select([sock], [], [], remaining)[0]
-    if not ready:
-        return None
+def recv_until(
+    sock: socket.socket,
+    deadline: float | None,
+    size: int = 65536,
+    heartbeat: Callable[[], None] | None = None,
+) -> bytes | None:
+    """One ``recv``; ``None`` when the deadline passes first, ``b""`` at end of stream.
+
+    While it waits, ``heartbeat`` is called every ``HEARTBEAT_S`` (a long
+    command is activity: the idle reaper must not take its sandbox).
+    """
+    while True:
+        wait = HEARTBEAT_S if heartbeat else None
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            wait = remaining if wait is None else min(wait, remaining)
+        ready = select.select([sock], [], [], wait)[0] if wait is not None else [sock]
+        if ready:
+            break
+        if heartbeat:
+            heartbeat()
     try:
         return sock.recv(size)
     except (ConnectionResetError, BrokenPipeError):
