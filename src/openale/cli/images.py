@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from openale.cli.common import console, user_errors
 from openale.sandbox import images
-from openale.sandbox.errors import SandboxError
 from openale.sandbox.settings import SandboxSettings
 
 images_app = typer.Typer(
     help="Build and list base images without a registry.", no_args_is_help=True
 )
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """A sandbox error is something the user can act on: one red line, exit 1, no traceback."""
-    try:
-        yield
-    except SandboxError as e:
-        err_console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-        raise typer.Exit(1) from None
 
 
 @images_app.command()
@@ -44,7 +28,7 @@ def bootstrap(
     """Build openale/debian:bookworm and openale/toolbox:bookworm, then tag the aliases."""
     settings = SandboxSettings(**({"debian_mirror": mirror} if mirror else {}))
     start = time.monotonic()
-    with _user_errors(), console.status("bootstrapping images") as status:
+    with user_errors(), console.status("bootstrapping images") as status:
 
         def progress(message: str) -> None:
             console.print(f"[dim]{time.monotonic() - start:6.1f}s[/dim] {message}", highlight=False)
@@ -59,7 +43,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show openale's images: base, toolbox, aliases, environments and snapshots."""
-    with _user_errors():
+    with user_errors():
         infos = images.list_images(SandboxSettings())
     if as_json:
         typer.echo(json.dumps([i.model_dump(mode="json") for i in infos], indent=2))
@@ -82,7 +66,7 @@ def list_(
 def alias() -> None:
     """Tag the alias table's names onto local images and print the mapping."""
     settings = SandboxSettings()
-    with _user_errors():
+    with user_errors():
         applied = images.apply_aliases(
             settings, progress=lambda m: console.print(m, highlight=False)
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from openale.cli.bench import bench_app
 from openale.cli.images import images_app
 from openale.cli.sandbox import sandbox_app
+from openale.cli.tasks import tasks_app
 
 app = typer.Typer(
     name="ale",
@@ -15,6 +17,8 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(images_app, name="images")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(bench_app, name="bench")
 
 
 if __name__ == "__main__":  # pragma: no cover

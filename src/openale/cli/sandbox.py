@@ -26,10 +26,10 @@ from typing import Annotated, BinaryIO
 import docker.errors
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from openale.cli.common import UsageError, console, err_console, print_error, user_errors
 from openale.sandbox import (
     AuditEvent,
     AuditLog,
@@ -46,8 +46,6 @@ from openale.sandbox.streams import FrameDemuxer
 
 sandbox_app = typer.Typer(help="Create, use and clean up sandboxes.", no_args_is_help=True)
 
-console = Console()
-err_console = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 EnvFlag = Annotated[
@@ -57,27 +55,6 @@ EnvFlag = Annotated[
 GO_MODE_DIR, GO_MODE_SYMLINK = 1 << 31, 1 << 27  # bits of the engine's stat "mode"
 SHELL_AUDIT_INPUT = 64 << 10  # how much of a shell's input the audit event keeps
 ACTIVITY_TOUCH_S = 30.0
-
-
-class UsageError(Exception):
-    """A command line that cannot be acted on (exit 2)."""
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Errors a user can act on: one red line on stderr, exit 2 for bad input, 1 otherwise."""
-    try:
-        yield
-    except (InvalidSpecError, UsageError) as e:
-        _error(str(e))
-        raise typer.Exit(2) from None
-    except SandboxError as e:
-        _error(str(e))
-        raise typer.Exit(1) from None
-
-
-def _error(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
 
 
 def parse_env(items: list[str] | None) -> dict[str, str]:
@@ -203,7 +180,7 @@ def rm(
             Sandbox.attach(sandbox_id).close()
             typer.echo(sandbox_id)
         except SandboxError as e:
-            _error(str(e))
+            print_error(str(e))
             failed = True
     if failed:
         raise typer.Exit(1)

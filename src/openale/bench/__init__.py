@@ -1,0 +1,21 @@
+"""Running agents on tasks in parallel, scoring them, and reporting."""
+
+from openale.bench.agents import Agent, AgentResult, NopAgent, OracleAgent, load_agent
+from openale.bench.report import pass_at_k, summarize, write_report
+from openale.bench.runner import BenchRun, read_results
+from openale.bench.trial import TrialResult, run_trial
+
+__all__ = [
+    "Agent",
+    "AgentResult",
+    "BenchRun",
+    "NopAgent",
+    "OracleAgent",
+    "TrialResult",
+    "load_agent",
+    "pass_at_k",
+    "read_results",
+    "run_trial",
+    "summarize",
+    "write_report",
+]

@@ -1,0 +1,96 @@
+"""Agents the bench can run: ``oracle``, ``nop``, or any class importable by path.
+
+An agent gets the task's instruction and a running sandbox and acts in it; it
+never sees the tests. ``run`` returns an ``AgentResult``; a trajectory, when the
+agent records one, is written under ``logs_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from openale.sandbox import Sandbox
+from openale.tasks.model import Task
+
+Outcome = Literal["completed", "max_turns", "timeout", "error"]
+
+
+class AgentResult(BaseModel):
+    outcome: Outcome = "completed"
+    error: str | None = None
+    trajectory_path: str | None = None
+    usage: dict = Field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+@runtime_checkable
+class Agent(Protocol):
+    name: str
+    model: str | None
+
+    def run(self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path) -> AgentResult:
+        """Act on ``task.instruction`` inside ``sandbox`` for at most ``timeout`` seconds."""
+
+
+class OracleAgent:
+    """Runs the task's reference solution (``solution/solve.sh``) in a shell session."""
+
+    name = "oracle"
+    model: str | None = None
+
+    def run(self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path) -> AgentResult:
+        started = time.monotonic()
+        if task.solution is None:
+            return AgentResult(outcome="error", error=f"{task.name} has no reference solution")
+        if task.solution_dir is not None:
+            sandbox.files.upload_dir(task.solution_dir, "/solution")
+        else:
+            sandbox.files.write("/solution/solve.sh", task.solution.read_bytes(), mode=0o755)
+        shell = sandbox.sessions.create()
+        run = shell.run(f"bash /solution/{task.solution.name}", timeout=timeout)
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        (logs_dir / "oracle.log").write_text(run.output)
+        result = AgentResult(duration_s=time.monotonic() - started)
+        if run.timed_out:
+            result.outcome, result.error = "timeout", f"solution ran past {timeout:g}s"
+        elif run.exit_code != 0:
+            result.outcome = "error"
+            result.error = f"solution exited with {run.exit_code}"
+        return result
+
+
+class NopAgent:
+    """Does nothing: every task's tests must fail on the untouched environment."""
+
+    name = "nop"
+    model: str | None = None
+
+    def run(self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path) -> AgentResult:
+        return AgentResult()
+
+
+BUILTIN_AGENTS: dict[str, type] = {"oracle": OracleAgent, "nop": NopAgent}
+
+
+def load_agent(spec: str, **kwargs) -> Agent:
+    """``oracle``, ``nop``, or ``package.module:ClassName`` (kwargs go to its constructor)."""
+    if spec in BUILTIN_AGENTS:
+        return BUILTIN_AGENTS[spec]()
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        raise ValueError(
+            f"unknown agent {spec!r}: use one of {sorted(BUILTIN_AGENTS)} or 'module:Class'"
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot import agent {spec!r}: {e}") from None
+    agent = cls(**kwargs)
+    if not isinstance(agent, Agent):
+        raise ValueError(f"{spec} is not an agent: it needs `name`, `model` and `run(...)`")
+    return agent
