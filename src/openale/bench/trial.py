@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from openale.bench.agents import Agent
 from openale.sandbox import Sandbox, SandboxError, SandboxSpec
+from openale.sandbox.runtime import DockerRuntime
 from openale.tasks.environment import EnvironmentBuilder
 from openale.tasks.model import Task
 from openale.tasks.verifier import verify
@@ -84,7 +85,8 @@ def run_trial(
         stage = "setup"
         t = time.monotonic()
         config = builder.client.api.inspect_image(row.image)["Config"]
-        spec = task_spec(task, row.image, config.get("WorkingDir") or "/", _cpus(builder))
+        cpus = DockerRuntime(builder.settings).engine_cpus
+        spec = task_spec(task, row.image, config.get("WorkingDir") or "/", cpus)
         sandbox = Sandbox.create(spec, settings=builder.settings)
         row.setup_s = time.monotonic() - t
 
@@ -117,12 +119,3 @@ def run_trial(
     row.finished_at = datetime.now(UTC)
     return row
 
-
-_engine_cpus: dict[int, int] = {}
-
-
-def _cpus(builder: EnvironmentBuilder) -> int:
-    key = id(builder)
-    if key not in _engine_cpus:
-        _engine_cpus[key] = int(builder.client.info().get("NCPU") or 1)
-    return _engine_cpus[key]

@@ -88,9 +88,9 @@ class DockerRuntime:
 
     # -- containers -------------------------------------------------------------------
 
-    @functools.cached_property
+    @property
     def engine_cpus(self) -> int:
-        return int(self.api.info().get("NCPU") or os.cpu_count() or 1)
+        return _engine_cpus(self.settings.docker_host, self.api)
 
     def resolve_image(self, image: str) -> str:
         """The local image to start: ``image`` itself, or its alias target."""
@@ -339,6 +339,12 @@ class DockerRuntime:
             return self.api.inspect_image(image)["Config"].get("Labels") or {}
         except docker.errors.ImageNotFound:
             raise ImageNotFoundError(f"no image {image!r}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_cpus(docker_host: str | None, api) -> int:
+    # One `info` call per engine and process: it costs 10-20 ms, every create needs it.
+    return int(api.info().get("NCPU") or os.cpu_count() or 1)
 
 
 def now() -> datetime:
