@@ -50,7 +50,9 @@ class OracleAgent:
         if task.solution_dir is not None:
             sandbox.files.upload_dir(task.solution_dir, "/solution")
         else:
-            sandbox.files.write("/solution/solve.sh", task.solution.read_bytes(), mode=0o755)
+            sandbox.files.write(
+                f"/solution/{task.solution.name}", task.solution.read_bytes(), mode=0o755
+            )
         shell = sandbox.sessions.create()
         run = shell.run(f"bash /solution/{task.solution.name}", timeout=timeout)
         logs_dir.mkdir(parents=True, exist_ok=True)

@@ -118,4 +118,3 @@ def run_trial(
     row.total_s = time.monotonic() - started
     row.finished_at = datetime.now(UTC)
     return row
-

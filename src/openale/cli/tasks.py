@@ -72,6 +72,7 @@ def validate(
     filters: Filter = None,
     concurrency: Annotated[int, typer.Option("-n", help="Tasks validated at once.")] = 2,
     out: Annotated[Path | None, typer.Option(help="Keep trial logs here.")] = None,
+    runs: Annotated[int, typer.Option(help="Oracle runs per task (flakiness check).")] = 2,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check each task: the image builds, the oracle passes (twice) and doing nothing fails."""
@@ -80,7 +81,11 @@ def validate(
         with Progress(console=console, disable=as_json) as bar:
             job = bar.add_task("validating", total=len(tasks))
             results = validate_tasks(
-                tasks, concurrency=concurrency, out_dir=out, on_done=lambda _: bar.advance(job)
+                tasks,
+                concurrency=concurrency,
+                out_dir=out,
+                oracle_runs=runs,
+                on_done=lambda _: bar.advance(job),
             )
     bad = [r for r in results if not r.ok]
     if as_json:

@@ -26,7 +26,10 @@ class TaskValidation(BaseModel):
         return not self.problems
 
 
-def validate_task(task: Task, builder: EnvironmentBuilder, out_dir: Path) -> TaskValidation:
+def validate_task(
+    task: Task, builder: EnvironmentBuilder, out_dir: Path, *, oracle_runs: int = 2
+) -> TaskValidation:
+    """Build, run the oracle ``oracle_runs`` times and a do-nothing agent once, and judge."""
     from openale.bench.agents import NopAgent, OracleAgent
     from openale.bench.trial import run_trial
 
@@ -39,22 +42,29 @@ def validate_task(task: Task, builder: EnvironmentBuilder, out_dir: Path) -> Tas
         report.problems.append(f"the environment does not build: {first.error}")
         return report
     nop = run_trial(task, NopAgent(), 0, out_dir / "nop", builder)
-    second = run_trial(task, OracleAgent(), 1, out_dir / "oracle", builder)
-    report.oracle = [first.reward, second.reward]
+    oracle = [first] + [
+        run_trial(task, OracleAgent(), i, out_dir / "oracle", builder)
+        for i in range(1, oracle_runs)
+    ]
+    report.oracle = [r.reward for r in oracle]
     report.nop = nop.reward
-    for label, row in (("oracle", first), ("second oracle", second)):
-        if row.error:
-            report.problems.append(f"{label} run errored at {row.error_stage}: {row.error}")
-        elif not row.passed:
-            report.problems.append(f"{label} run failed the tests (reward {row.reward})")
+    failures = [r for r in oracle if r.error or not r.passed]
+    if len(failures) == len(oracle):
+        row = failures[0]
+        report.problems.append(
+            f"the oracle errored at {row.error_stage}: {row.error}"
+            if row.error
+            else f"the oracle fails the tests (reward {row.reward})"
+        )
+    elif failures:
+        report.problems.append(
+            f"flaky: the oracle passed {len(oracle) - len(failures)} of {len(oracle)} "
+            f"identical runs (rewards {report.oracle})"
+        )
     if nop.error:
         report.problems.append(f"the untouched environment errors the verifier: {nop.error}")
     elif nop.passed:
         report.problems.append("tests pass without any solution (nop agent scored 1)")
-    if first.passed != second.passed and not (first.error and second.error):
-        report.problems.append(
-            f"flaky: the oracle scored {first.reward} then {second.reward} on identical runs"
-        )
     return report
 
 
@@ -64,13 +74,14 @@ def validate_tasks(
     concurrency: int = 2,
     settings: SandboxSettings | None = None,
     out_dir: Path | None = None,
+    oracle_runs: int = 2,
     on_done=None,
 ) -> list[TaskValidation]:
     builder = EnvironmentBuilder(settings)
     out = Path(out_dir or tempfile.mkdtemp(prefix="ale-validate-"))
 
     def one(task: Task) -> TaskValidation:
-        result = validate_task(task, builder, out / task.name)
+        result = validate_task(task, builder, out / task.name, oracle_runs=oracle_runs)
         if on_done:
             on_done(result)
         return result

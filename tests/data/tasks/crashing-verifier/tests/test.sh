@@ -1,0 +1,3 @@
+#!/bin/bash
+echo "verifier setup failed" >&2
+exit 3

@@ -1,0 +1,5 @@
+import random
+
+
+def test_coin():
+    assert random.SystemRandom().random() < 0.5

@@ -1,0 +1,2 @@
+#!/bin/bash
+python3 -m pytest -q -p no:cacheprovider /tests/test_outputs.py

@@ -1,0 +1,1 @@
+# every check was deleted by mistake
