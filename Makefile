@@ -46,6 +46,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/sandbox_bench.py
+	$(PY) benchmarks/bench_harness.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
