@@ -11,25 +11,21 @@ import json
 import os
 import posixpath
 import re
-import select
 import shlex
-import signal
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
-import docker.errors
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from openale.cli.common import UsageError, console, err_console, print_error, user_errors
+from openale.cli.terminal import ShellTraffic, isatty, pump_pipe, pump_tty
 from openale.sandbox import (
     AuditEvent,
     AuditLog,
@@ -42,7 +38,6 @@ from openale.sandbox import (
     SandboxSpec,
     gc,
 )
-from openale.sandbox.streams import FrameDemuxer
 
 sandbox_app = typer.Typer(help="Create, use and clean up sandboxes.", no_args_is_help=True)
 
@@ -53,8 +48,6 @@ EnvFlag = Annotated[
     typer.Option("--env", "-e", help="K=V (or K to copy the local value); repeatable."),
 ]
 GO_MODE_DIR, GO_MODE_SYMLINK = 1 << 31, 1 << 27  # bits of the engine's stat "mode"
-SHELL_AUDIT_INPUT = 64 << 10  # how much of a shell's input the audit event keeps
-ACTIVITY_TOUCH_S = 30.0
 
 
 def parse_env(items: list[str] | None) -> dict[str, str]:
@@ -293,19 +286,19 @@ def shell(sandbox_id: Annotated[str, typer.Argument(help="Sandbox id.")]) -> Non
         sb.ensure_running()
         code, _ = sb.runtime.exec_simple(sb.container, ["sh", "-c", "command -v bash"])
         argv = ["bash"] if code == 0 else ["sh"]
-        interactive = _isatty(sys.stdin) and _isatty(sys.stdout)
+        interactive = isatty(sys.stdin) and isatty(sys.stdout)
         env = {"TERM": os.environ.get("TERM", "xterm")} if interactive else {}
         exec_id, sock = sb.runtime.exec_start(
             sb.container, argv, env=env, user=sb.spec.user, tty=interactive, stdin=True
         )
         started = time.monotonic()
-        traffic = _ShellTraffic(sb.audit.path(sb.id))
+        traffic = ShellTraffic(sb.audit.path(sb.id))
         exit_code, interrupted = None, False
         try:
             if interactive:
-                _pump_tty(sock, exec_id, sb.runtime.api, traffic)
+                pump_tty(sock, exec_id, sb.runtime.api, traffic)
             else:
-                _pump_pipe(sock, traffic)
+                pump_pipe(sock, traffic)
             exit_code = sb.runtime.exec_exit_code(exec_id)
         except KeyboardInterrupt:  # piped mode only: on a terminal Ctrl-C goes to the shell
             interrupted = True
@@ -331,121 +324,10 @@ def shell(sandbox_id: Annotated[str, typer.Argument(help="Sandbox id.")]) -> Non
     raise typer.Exit(exit_code if exit_code is not None else 255)
 
 
-class _ShellTraffic:
-    """Counts a shell's bytes, keeps the start of its input for the audit log, and keeps
-    the sandbox's last-activity time fresh so the idle reaper spares a shell in use."""
-
-    def __init__(self, audit_file: Path):
-        self._file = audit_file
-        self._touched = time.monotonic()
-        self.typed = bytearray()
-        self.sent = self.received = 0
-
-    def on_input(self, data: bytes) -> None:
-        self.sent += len(data)
-        room = SHELL_AUDIT_INPUT - len(self.typed)
-        if room > 0:
-            self.typed += data[:room]
-        self._touch()
-
-    def on_output(self, data: bytes) -> None:
-        self.received += len(data)
-        self._touch()
-
-    def _touch(self) -> None:
-        if time.monotonic() - self._touched > ACTIVITY_TOUCH_S:
-            self._touched = time.monotonic()
-            with contextlib.suppress(FileNotFoundError):
-                os.utime(self._file)
-
-
-def _pump_tty(sock: socket.socket, exec_id: str, api, traffic: _ShellTraffic) -> None:
-    """Raw local terminal <-> remote TTY until the remote shell exits."""
-    import termios
-    import tty
-
-    fd_in, fd_out = sys.stdin.fileno(), sys.stdout.fileno()
-
-    def resize(*_):
-        cols, rows = os.get_terminal_size(fd_out)
-        # The shell may already have exited; a missed resize is harmless.
-        with contextlib.suppress(docker.errors.APIError):
-            api.exec_resize(exec_id, height=rows, width=cols)
-
-    saved = termios.tcgetattr(fd_in)
-    previous = signal.signal(signal.SIGWINCH, resize)
-    try:
-        resize()
-        tty.setraw(fd_in, termios.TCSANOW)  # keep what was typed ahead
-        reading = True
-        while True:
-            ready = select.select([sock, fd_in] if reading else [sock], [], [])[0]
-            if sock in ready:
-                data = _recv(sock)
-                if not data:
-                    break
-                traffic.on_output(data)
-                _write_fd(fd_out, data)
-            if fd_in in ready:
-                data = os.read(fd_in, 4096)
-                if not data:
-                    reading = False
-                    continue
-                traffic.on_input(data)
-                sock.sendall(data)
-    finally:
-        termios.tcsetattr(fd_in, termios.TCSADRAIN, saved)
-        signal.signal(signal.SIGWINCH, previous)
-
-
-def _pump_pipe(sock: socket.socket, traffic: _ShellTraffic) -> None:
-    """Local stdin -> remote stdin (then EOF); remote stdout/stderr -> local ones."""
-    source: BinaryIO = sys.stdin.buffer
-
-    def feed() -> None:
-        read = getattr(source, "read1", source.read)
-        try:
-            while data := read(65536):
-                traffic.on_input(data)
-                sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)  # the remote shell sees end of input
-        except OSError:  # the remote side ended first
-            pass
-
-    threading.Thread(target=feed, name="ale-shell-stdin", daemon=True).start()
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    demux = FrameDemuxer(out, err)
-    while data := _recv(sock):
-        traffic.on_output(data)
-        demux.feed(data)
-        out.flush()
-        err.flush()
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except (ConnectionResetError, BrokenPipeError):
-        return b""
-
-
-def _write_fd(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _write(stream, data: bytes) -> None:
     stream.flush()
     stream.buffer.write(data)
     stream.buffer.flush()
-
-
-def _isatty(stream) -> bool:
-    try:
-        return os.isatty(stream.fileno())
-    except (AttributeError, OSError, ValueError):  # test runners replace the streams
-        return False
 
 
 # -- files ----------------------------------------------------------------------------
