@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+cp /app/config.ini /app/config.ini.bak

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+grep -c ERROR /app/app.log > /app/answer.txt

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+ls /app/inbox | wc -l > /app/answer.txt

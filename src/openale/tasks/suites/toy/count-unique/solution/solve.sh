@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+sort -u /app/visitors.txt | wc -l > /app/answer.txt

@@ -1,0 +1,5 @@
+from pathlib import Path
+
+
+def test_answer_is_distinct_line_count():
+    assert Path("/app/answer.txt").read_text().strip() == "6"

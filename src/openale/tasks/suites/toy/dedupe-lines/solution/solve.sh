@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+sort -u /app/colors.txt > /app/unique.txt

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+rm -f /app/work/*.tmp

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+echo '["red", "green", "blue"]' > /app/colors.json

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -euo pipefail
+echo '{"name": "alice", "age": 30}' > /app/user.json
