@@ -91,10 +91,11 @@ def _score_table(title: str, scores: dict[str, Score]) -> Table:
 
 def print_summary(summary: Summary) -> None:
     o = summary.overall
+    at_k = f", pass@{o.k} {o.pass_at_k:.3f}" if o.k > 1 else ""
     console.print(
         f"[bold]{summary.agent}[/]{' / ' + summary.model if summary.model else ''}: "
-        f"{o.tasks} tasks, {o.trials} trials, pass@1 [bold]{o.pass_at_1:.3f}[/], "
-        f"pass@{o.k} {o.pass_at_k:.3f}, mean reward {o.mean_reward:.3f}, errors {o.errors}"
+        f"{o.tasks} tasks, {o.trials} trials, pass@1 [bold]{o.pass_at_1:.3f}[/]{at_k}, "
+        f"mean reward {o.mean_reward:.3f}, errors {o.errors}"
     )
     console.print(_score_table("category", summary.by_category))
     console.print(_score_table("difficulty", summary.by_difficulty))

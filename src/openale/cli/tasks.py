@@ -50,18 +50,20 @@ def ls(
                 )
             )
         return
-    table = Table("task", "layout", "category", "difficulty", "split", "agent s", "verify s")
+    table = Table("category", "difficulty", "split", "agent s", "verify s", "layout")
+    table.add_column("task", no_wrap=True)  # a cut name cannot be passed to --filter
     for t in tasks:
         c = t.config
-        table.add_row(
-            t.name,
-            t.layout,
+        row = (
             t.category,
             t.difficulty,
             c.metadata.split or "",
             f"{c.agent.timeout_sec:g}",
             f"{c.verifier.timeout_sec:g}",
+            t.layout,
+            t.name,
         )
+        table.add_row(*row)
     console.print(table)
     console.print(f"{len(tasks)} task(s)")
 
