@@ -1,0 +1,3 @@
+# kept for one more release; see docs/changelog.log.md
+def slug(s):
+    return s.lower().replace(" ", "-")
