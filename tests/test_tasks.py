@@ -172,3 +172,14 @@ def test_validate_flags_a_flaky_task(builder, tmp_path):
     # oracle runs all agree with probability 2 * 2**-12.
     report = validate_task(load_task(DATA / "flaky"), builder, tmp_path, oracle_runs=12)
     assert any(p.startswith("flaky") for p in report.problems)
+
+
+def test_a_broken_task_that_was_not_asked_for_does_not_stop_loading(tmp_path):
+    import shutil
+
+    shutil.copytree(DATA / "good", tmp_path / "fine")
+    (tmp_path / "half-written").mkdir()
+    (tmp_path / "half-written" / "task.toml").write_text("[metadata]\n")
+    assert [t.name for t in load_tasks(tmp_path, include=["fine"])] == ["fine"]
+    with pytest.raises(TaskLoadError, match="half-written"):
+        load_tasks(tmp_path)

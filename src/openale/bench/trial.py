@@ -29,6 +29,7 @@ class TrialResult(BaseModel):
     error: str | None = None
     error_stage: str | None = None  # build | setup | agent | verify | harness
     agent_outcome: str | None = None
+    agent_error: str | None = None
     category: str = ""
     difficulty: str = ""
     split: str | None = None
@@ -97,6 +98,7 @@ def run_trial(
         )
         row.agent_s = time.monotonic() - t
         row.agent_outcome, row.trajectory = outcome.outcome, outcome.trajectory_path
+        row.agent_error = outcome.error
 
         stage = "verify"
         t = time.monotonic()

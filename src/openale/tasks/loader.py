@@ -142,24 +142,26 @@ def load_tasks(
     """Every task under ``source`` (a task folder, a folder of tasks, or a suite name)."""
     root = resolve_tasks_dir(source)
     if (root / "task.toml").exists() or (root / "task.yaml").exists():
-        tasks = [load_task(root)]
+        folders = [root]
     else:
-        tasks = [
-            load_task(p)
+        folders = [
+            p
             for p in sorted(root.iterdir())
             if p.is_dir() and ((p / "task.toml").exists() or (p / "task.yaml").exists())
         ]
+    # Names are folder names: filter before loading, so a broken task that
+    # was not asked for cannot stop the run.
+    if include:
+        folders = [p for p in folders if any(fnmatch.fnmatch(p.name, pat) for pat in include)]
+    if exclude:
+        folders = [p for p in folders if not any(fnmatch.fnmatch(p.name, pat) for pat in exclude)]
 
     def keep(t: Task) -> bool:
-        if include and not any(fnmatch.fnmatch(t.name, pat) for pat in include):
-            return False
-        if exclude and any(fnmatch.fnmatch(t.name, pat) for pat in exclude):
-            return False
         if category and t.category != category:
             return False
         if difficulty and t.difficulty != difficulty:
             return False
         return not split or t.config.metadata.split == split
 
-    tasks = [t for t in tasks if keep(t)]
+    tasks = [t for t in (load_task(p) for p in folders) if keep(t)]
     return tasks[:limit] if limit else tasks

@@ -55,6 +55,7 @@ def validate_task(
             f"the oracle errored at {row.error_stage}: {row.error}"
             if row.error
             else f"the oracle fails the tests (reward {row.reward})"
+            + (f"; its solution reported: {row.agent_error}" if row.agent_error else "")
         )
     elif failures:
         report.problems.append(
