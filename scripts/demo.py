@@ -1,20 +1,25 @@
 """`make demo`: the embedded sandbox end to end.
 
-Later layers (tasks, the agent, RL) extend this demo; for now it shows what
-they stand on: a safe sandbox, a shell that keeps its state, files, snapshot
-and fork, and the audit trail of all of it.
+Later layers (the agent, RL) extend this demo; for now it shows what they
+stand on: a safe sandbox, a shell that keeps its state, files, snapshot and
+fork, the audit trail of all of it, and verifiable tasks scored by the bench.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from openale.bench import BenchRun, load_agent, write_report
 from openale.sandbox import Sandbox, SandboxSpec
+from openale.tasks import load_tasks
 
 console = Console()
 
@@ -93,6 +98,20 @@ def main() -> None:
         console.print(f"full log: {sb.audit.path(sb.id)}")
     finally:
         sb.close()
+
+    step("6. verifiable tasks: the reference solutions against doing nothing")
+    tasks = load_tasks("core", limit=6)
+    with tempfile.TemporaryDirectory() as tmp:
+        for agent in ("oracle", "nop"):
+            out = Path(tmp) / agent
+            BenchRun(tasks, lambda agent=agent: load_agent(agent), out, concurrency=3).run()
+            summary, report = write_report(out)
+            o = summary.overall
+            console.print(
+                f"{agent}: {o.tasks} core tasks, pass@1 {o.pass_at_1:.2f}, errors {o.errors}"
+            )
+        shutil.copy(report, "demo-report.html")
+    console.print("report of the nop run: demo-report.html (`ale bench run` for your own)")
     console.print("[bold green]demo finished: every sandbox was removed")
 
 

@@ -184,6 +184,9 @@ def test_exec_ctrl_c_kills_the_remote_command(sandbox_id):
         [ALE, "sandbox", "exec", sandbox_id, "sleep 31; echo finished"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A test run started as a background job inherits SIGINT ignored;
+        # the CLI under test must see the Ctrl-C a user would send.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         wait_for(lambda: "sleep 31" in processes(sb))

@@ -183,3 +183,14 @@ def test_a_broken_task_that_was_not_asked_for_does_not_stop_loading(tmp_path):
     assert [t.name for t in load_tasks(tmp_path, include=["fine"])] == ["fine"]
     with pytest.raises(TaskLoadError, match="half-written"):
         load_tasks(tmp_path)
+
+
+def test_sandboxes_are_offline_unless_the_task_allows_internet():
+    from openale.bench.trial import task_spec
+
+    task = load_task(DATA / "good")
+    assert task_spec(task, "img", "/app", 2).network == "none"
+    online = task.model_copy(deep=True)
+    online.config.environment.allow_internet = True
+    assert task_spec(online, "img", "/app", 2).network == "bridge"
+    assert task_spec(task, "img", "/app", 2).memory == f"{task.config.environment.memory_mb}m"

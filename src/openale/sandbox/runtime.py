@@ -12,7 +12,6 @@ import functools
 import io
 import json
 import os
-import socket
 import tarfile
 import time
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from openale.sandbox.errors import (
 )
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import SandboxSpec
-from openale.sandbox.streams import raw_socket
+from openale.sandbox.streams import AttachedSocket, raw_socket
 
 # Docker's default set minus NET_RAW (raw sockets: spoofing, scanning), MKNOD,
 # AUDIT_WRITE, SETFCAP, SETPCAP and SYS_CHROOT. What is left is what package
@@ -211,7 +210,7 @@ class DockerRuntime:
         user: str | None = None,
         tty: bool = False,
         stdin: bool = False,
-    ) -> tuple[str, socket.socket]:
+    ) -> tuple[str, AttachedSocket]:
         """Start a process in the container; returns its exec id and attached socket."""
         try:
             exec_id = self.api.exec_create(
@@ -223,7 +222,7 @@ class DockerRuntime:
                 workdir=workdir,
                 user=user or "",
             )["Id"]
-            stream = self.api.exec_start(exec_id, tty=tty, socket=True)
+            stream = self._attach_exec(exec_id, tty)
         except docker.errors.APIError as e:
             if "resource temporarily unavailable" in str(e.explanation).lower():
                 raise ResourceLimitError(
@@ -233,7 +232,38 @@ class DockerRuntime:
             raise _api_error(e, "exec") from None
         except docker.errors.DockerException as e:
             raise EngineUnavailableError(f"exec: {e}") from None
-        return exec_id, raw_socket(stream)
+        return exec_id, stream
+
+    def _attach_exec(self, exec_id: str, tty: bool) -> AttachedSocket:
+        """``POST /exec/{id}/start`` upgraded to a raw stream, losing no byte.
+
+        The SDK's ``exec_start(socket=True)`` hands back the socket under the
+        HTTP client's buffered reader, so bytes that arrived with the response
+        headers are lost. Here they are taken out of the buffer first.
+        """
+        api = self.api
+        res = api._post_json(
+            api._url("/exec/{0}/start", exec_id),
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+            data={"Tty": tty, "Detach": False},
+            stream=True,
+        )
+        api._raise_for_status(res)
+        try:
+            reader = res.raw._fp.fp  # the io.BufferedReader that parsed the headers
+            sock = raw_socket(reader.raw)
+        except AttributeError:  # another transport: trust the SDK's own socket
+            return AttachedSocket(raw_socket(api._get_raw_response_socket(res)), b"", res)
+        sock.setblocking(False)
+        try:
+            # Only what is buffered already: the raw read under a non-blocking
+            # socket returns nothing instead of waiting.
+            pending = reader.read1(1 << 20) if reader.peek(1) else b""
+        except (BlockingIOError, TypeError):
+            pending = b""
+        finally:
+            sock.setblocking(True)
+        return AttachedSocket(sock, pending or b"", res)
 
     def exec_exit_code(self, exec_id: str, wait_s: float = 5.0) -> int | None:
         """The exit code once the engine has reaped the process (it lags the stream's end)."""

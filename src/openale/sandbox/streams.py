@@ -60,6 +60,40 @@ def raw_socket(stream) -> socket.socket:
     return getattr(stream, "_sock", stream)
 
 
+class AttachedSocket:
+    """The hijacked connection of an attached exec, with the bytes read ahead of it.
+
+    The HTTP client reads the upgrade response's headers through a buffered
+    reader, which may already hold the first bytes of the stream (a fast
+    command's whole output, on a busy machine). Those come first here; the
+    rest is read from the socket itself.
+    """
+
+    def __init__(self, sock: socket.socket, pending: bytes = b"", keepalive: object = None):
+        self.sock = sock
+        self.pending = pending
+        self._keepalive = keepalive  # the HTTP response: collecting it would close the socket
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, size: int) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending[:size], self.pending[size:]
+            return data
+        return self.sock.recv(size)
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        self.sock.close()
+        self._keepalive = None
+
+
 def recv_until(
     sock: socket.socket,
     deadline: float | None,
@@ -71,6 +105,8 @@ def recv_until(
     While it waits, ``heartbeat`` is called every ``HEARTBEAT_S`` (a long
     command is activity: the idle reaper must not take its sandbox).
     """
+    if getattr(sock, "pending", b""):
+        return sock.recv(size)
     while True:
         wait = HEARTBEAT_S if heartbeat else None
         if deadline is not None:
