@@ -90,6 +90,13 @@ class Compression(BaseModel):
     prompt_tokens_after: int | None = None
 
 
+class UserTurn(BaseModel):
+    """A follow-up user message (interactive or ``--resume``), shown before chunk ``at``."""
+
+    at: int
+    content: str
+
+
 class Trajectory(BaseModel):
     format: str = FORMAT
     id: str = Field(default_factory=lambda: "traj-" + secrets.token_hex(8))
@@ -109,6 +116,7 @@ class Trajectory(BaseModel):
     safety_flags: list[str] = Field(default_factory=list)
     chunks: list[Chunk] = Field(default_factory=list)
     compressions: list[Compression] = Field(default_factory=list)
+    user_turns: list[UserTurn] = Field(default_factory=list)
     parent_id: str | None = None
     children: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -125,8 +133,14 @@ class Trajectory(BaseModel):
             msgs.append({"role": "system", "content": self.system_prompt})
         msgs.append({"role": "user", "content": self.instruction})
         for chunk in self.chunks[:upto]:
+            msgs.extend(self.user_messages(chunk.index))
             msgs.extend(chunk_messages(chunk, self.action_format))
+        if upto is None or upto >= len(self.chunks):
+            msgs.extend(self.user_messages(len(self.chunks)))
         return msgs
+
+    def user_messages(self, at: int) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": u.content} for u in self.user_turns if u.at == at]
 
 
 def chunk_messages(chunk: Chunk, action_format: ActionFormat) -> list[dict[str, Any]]:

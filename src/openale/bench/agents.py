@@ -80,14 +80,16 @@ BUILTIN_AGENTS: dict[str, type] = {"oracle": OracleAgent, "nop": NopAgent}
 
 
 def load_agent(spec: str, **kwargs) -> Agent:
-    """``oracle``, ``nop``, or ``package.module:ClassName`` (kwargs go to its constructor)."""
+    """``oracle``, ``nop``, ``openale``, or ``package.module:ClassName`` (kwargs go to it)."""
     if spec in BUILTIN_AGENTS:
         return BUILTIN_AGENTS[spec]()
+    if spec == "openale":
+        from openale.agent.bench_agent import OpenaleAgent  # the layer above: import late
+
+        return OpenaleAgent(**kwargs)
     module_name, sep, attr = spec.partition(":")
     if not sep:
-        raise ValueError(
-            f"unknown agent {spec!r}: use one of {sorted(BUILTIN_AGENTS)} or 'module:Class'"
-        )
+        raise ValueError(f"unknown agent {spec!r}: use oracle, nop, openale or 'module:Class'")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:

@@ -6,6 +6,7 @@ import typer
 
 from openale.cli.bench import bench_app
 from openale.cli.images import images_app
+from openale.cli.run import run_command
 from openale.cli.sandbox import sandbox_app
 from openale.cli.tasks import tasks_app
 
@@ -19,6 +20,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(images_app, name="images")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
+app.command("run")(run_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
