@@ -289,3 +289,34 @@ def test_trajectory_files_and_exporters(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"format": "other/9"}\n')
     with pytest.raises(ValueError, match="format"):
         list(load(tmp_path / "bad.jsonl"))
+
+
+def test_a_subagent_works_on_its_own_and_is_linked(env, tmp_path):
+    from openale.agent.subagents import TaskTool, load_subagents
+
+    agents_dir = tmp_path / ".ale" / "agents"
+    agents_dir.mkdir(parents=True)
+    (agents_dir / "counter.md").write_text(
+        "---\nname: counter\ndescription: counts files\ntools: [shell]\nmax_turns: 3\n---\n"
+        "You count files and report the number.\n"
+    )
+    specs = load_subagents(agents_dir)
+    assert specs["counter"].tools == ["shell"] and specs["counter"].max_turns == 3
+    model = replay(
+        tmp_path,
+        call("task", agent="counter", prompt="count /etc/*.conf"),
+        call("shell", command="ls /etc/*.conf | wc -l"),
+        {"text": "There are N."},
+        {"text": "The sub-agent counted them."},
+    )
+    parent = Agent(
+        model, ToolRegistry([Shell(), Look(), TaskTool(specs)]), side_chain_dir=tmp_path / "side"
+    )
+    traj = parent.run("how many conf files?", env)
+    assert traj.outcome == "completed"
+    report = traj.chunks[0].tool_results[0].output
+    assert report.startswith("[counter — completed, 2 turns]") and "There are N." in report
+    [child_id] = traj.children
+    child = next(load(tmp_path / "side" / f"{child_id}.jsonl"))
+    assert child.parent_id == traj.id and child.system_prompt.startswith("You count files")
+    assert [c.name for c in child.chunks[0].tool_calls] == ["shell"]

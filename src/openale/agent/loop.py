@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -72,6 +73,7 @@ class Agent:
         asker: Asker | None = None,
         name: str = "openale",
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        side_chain_dir: Path | None = None,
     ):
         self.model = model
         self.tools = tools
@@ -80,6 +82,7 @@ class Agent:
         self.asker = asker  # None: headless, an "ask" is a denial
         self.name = name
         self.on_event = on_event or (lambda kind, data: None)
+        self.side_chain_dir = side_chain_dir  # where sub-agents' trajectories are saved
         self.format: ActionFormat = self.config.action_format or (
             "native" if model.native_tools else "tool_call_tags"
         )
@@ -107,7 +110,11 @@ class Agent:
             # Continuing a session: the new instruction is a follow-up turn.
             traj.user_turns.append(UserTurn(at=len(traj.chunks), content=instruction))
             traj.outcome, traj.error, traj.ended_at = None, None, None
-        ctx = ToolContext(env=env, run_subagent=subagents)
+        ctx = ToolContext(env=env)
+        if self.tools.get("task") is not None:
+            from openale.agent.subagents import subagent_runner
+
+            ctx.run_subagent = subagent_runner(self, {"trajectory": traj}, env, self.side_chain_dir)
         sandboxed = isinstance(env, SandboxEnvironment)
         deadline = time.monotonic() + self.config.max_time_s
         errors_in_a_row = 0
