@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from openale.agent.environment import Environment, SandboxEnvironment
 from openale.agent.loop import Agent, AgentConfig
 from openale.agent.models.factory import make_model
 from openale.agent.settings import AgentSettings, load_settings, project_memory
+from openale.agent.tools.base import ToolRegistry
+from openale.agent.toolset import run_tools
 from openale.agent.trajectory import Trajectory, load, save
 from openale.cli.common import UsageError, console, err_console, user_errors
 
@@ -73,10 +76,13 @@ def _environment(settings: AgentSettings, workspace: Path | None) -> tuple[Envir
 
 
 def _agent(
-    settings: AgentSettings, workspace: Path | None, fmt: str, record: str | None, interactive: bool
+    settings: AgentSettings,
+    workspace: Path | None,
+    fmt: str,
+    record: str | None,
+    interactive: bool,
+    tools: ToolRegistry,
 ) -> Agent:
-    from openale.agent.bench_agent import default_registry
-
     model = make_model(
         settings.model, base_url=settings.base_url, api_key=settings.api_key, record=record
     )
@@ -96,8 +102,9 @@ def _agent(
 
     return Agent(
         model,
-        default_registry(),
+        tools,
         config,
+        side_chain_dir=settings.trajectories_dir,
         approval=ApprovalPolicy(mode=settings.approval_mode, rules=settings.rules),
         asker=asker,
         on_event=lambda kind, data: _emit(fmt, kind, data),
@@ -164,19 +171,19 @@ def run_command(
         if prompt is None and not sys.stdin.isatty():
             prompt = sys.stdin.read()
         interactive = prompt is None
-        agent = _agent(settings, workspace, output_format, record, interactive)
         previous = _load_session(settings, resume) if resume else None
-        env, sandbox = _environment(settings, workspace)
-        try:
+        with contextlib.ExitStack() as stack:
+            tools = stack.enter_context(run_tools(settings, workspace))
+            agent = _agent(settings, workspace, output_format, record, interactive, tools)
+            env, sandbox = _environment(settings, workspace)
+            stack.callback(env.close)
+            if sandbox is not None:
+                stack.callback(sandbox.close)
             if interactive:
                 traj = _interactive(agent, env, settings, previous)
             else:
                 traj = agent.run(prompt, env, resume=previous)
                 save([traj], settings.trajectories_dir / f"{traj.id}.jsonl", append=False)
-        finally:
-            env.close()
-            if sandbox is not None:
-                sandbox.close()
     raise typer.Exit(_report(traj, output_format, output_file))
 
 
