@@ -45,7 +45,7 @@ def test_the_agent_solves_core_tasks_through_the_bench(tmp_path):
 
     traj = next(load(rows[0].trajectory))
     assert traj.outcome == "completed" and traj.task_id == rows[0].task
-    assert traj.chunks[2].tool_results[0].output.rstrip().endswith("SOLVED")
+    assert "SOLVED" in traj.chunks[2].tool_results[0].output
 
 
 def test_headless_run_json_output_and_exit_codes(tmp_path):

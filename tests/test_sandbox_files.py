@@ -108,3 +108,13 @@ def test_files_belong_to_the_sandbox_user(engine):
         sb.files.write("/tmp/mine.txt", "x")
         assert sb.commands.run("stat -c %U /tmp/mine.txt").stdout.strip() == "nobody"
         assert sb.commands.run("echo more >> /tmp/mine.txt").exit_code == 0
+
+
+def test_overwriting_keeps_permissions_and_never_replaces_a_directory(sandbox):
+    sandbox.files.write("tool.sh", "#!/bin/sh\necho v1\n", mode=0o750)
+    sandbox.files.write("tool.sh", "#!/bin/sh\necho v2\n")
+    assert sandbox.commands.run("./tool.sh && stat -c %a tool.sh").stdout == "v2\n750\n"
+    sandbox.files.write("dir/inner.txt", "keep")
+    with pytest.raises(SandboxFileError, match="is a directory"):
+        sandbox.files.write("dir", "x")
+    assert sandbox.files.read("dir/inner.txt") == b"keep"

@@ -93,7 +93,7 @@ class AsyncFiles:
     def __init__(self, sandbox: Sandbox):
         self._files = sandbox.files
 
-    async def write(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+    async def write(self, path: str, data: bytes | str, mode: int | None = None) -> None:
         await _run(self._files.write, path, data, mode)
 
     async def read(self, path: str) -> bytes:

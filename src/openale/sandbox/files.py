@@ -27,6 +27,7 @@ _LIST = (
     'find . -mindepth 1 -maxdepth "$2" -printf "%y\\t%s\\t%m\\t%T@\\t%P\\0"'
 )
 _MAX_LINKS = 8
+GO_MODE_DIR = 1 << 31  # the directory bit of the engine's stat "mode" (Go's os.ModeDir)
 
 
 class FileEntry(BaseModel):
@@ -72,12 +73,24 @@ class Files:
 
     # -- single files -----------------------------------------------------------------
 
-    def write(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
-        """Create or replace ``path`` (parents are created) with ``data``."""
+    def write(self, path: str, data: bytes | str, mode: int | None = None) -> None:
+        """Create or replace ``path`` (parents are created) with ``data``.
+
+        A replaced file keeps its permissions unless ``mode`` is given; a new
+        one gets ``mode`` or 0644. A directory is never replaced.
+        """
         payload = data.encode() if isinstance(data, str) else bytes(data)
         self._check_size(len(payload), path)
         path = self._abs(path)
         started = time.monotonic()
+        try:
+            existing = self._sb.runtime.stat(self._sb.container, path)
+        except SandboxFileError:
+            existing = None  # e.g. a parent is a file: the write below says so
+        if existing is not None and existing.get("mode", 0) & GO_MODE_DIR:
+            raise SandboxFileError(f"{path!r} is a directory; it cannot be replaced by a file")
+        if mode is None:
+            mode = existing["mode"] & 0o7777 if existing is not None else 0o644
         uid, gid = self.owner()
         directory = posixpath.dirname(path)
         archive = tar_single(posixpath.basename(path), payload, mode, uid, gid)
@@ -100,7 +113,7 @@ class Files:
         started = time.monotonic()
         for _ in range(_MAX_LINKS):
             chunks, stat = self._sb.runtime.get_archive(self._sb.container, path)
-            if stat.get("mode", 0) & (1 << 31):  # Go's os.ModeDir
+            if stat.get("mode", 0) & GO_MODE_DIR:  # Go's os.ModeDir
                 raise SandboxFileError(f"{path!r} is a directory; use download_dir")
             self._check_size(stat.get("size", 0), path)
             reader = _ChunkReader(chunks, self._sb.settings.max_file_bytes, path)
@@ -187,7 +200,7 @@ class Files:
         local.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         chunks, stat = self._sb.runtime.get_archive(self._sb.container, remote)
-        if not stat.get("mode", 0) & (1 << 31):
+        if not stat.get("mode", 0) & GO_MODE_DIR:
             raise SandboxFileError(f"{remote!r} is not a directory; use read")
         reader = _ChunkReader(chunks, self._sb.settings.max_file_bytes, remote)
         top = posixpath.basename(remote.rstrip("/")) or "."
@@ -244,7 +257,7 @@ class Files:
         while True:
             stat = self._sb.runtime.stat(self._sb.container, current)
             if stat is not None:
-                if not stat.get("mode", 0) & (1 << 31):
+                if not stat.get("mode", 0) & GO_MODE_DIR:
                     raise SandboxFileError(f"{current!r} exists and is not a directory")
                 return current, list(reversed(missing))
             missing.append(current)
