@@ -138,3 +138,81 @@ def test_ale_run_help_documents_the_options():
         "--record",
     ):
         assert flag in out
+
+
+def test_settings_layers_and_project_memory(tmp_path, monkeypatch):
+    from openale.agent.settings import load_settings, project_memory
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.toml").write_text(
+        '[agent]\nmodel = "user-model"\nmax_turns = 7\nbase_url = "http://user"\n'
+    )
+    project = tmp_path / "proj"
+    (project / ".ale").mkdir(parents=True)
+    (project / ".ale" / "settings.toml").write_text('[agent]\nmodel = "project-model"\n')
+    (project / "AGENTS.md").write_text("Always run make lint.\n")
+    monkeypatch.setenv("ALE_HOME", str(home))
+    monkeypatch.delenv("ALE_MODEL", raising=False)
+    s = load_settings(project)
+    assert (s.model, s.max_turns, s.base_url) == ("project-model", 7, "http://user")
+    monkeypatch.setenv("ALE_MODEL", "env-model")
+    monkeypatch.setenv("ALE_MAX_TURNS", "9")
+    s = load_settings(project)
+    assert (s.model, s.max_turns) == ("env-model", 9)
+    s = load_settings(project, model="flag-model", max_turns=None)
+    assert (s.model, s.max_turns) == ("flag-model", 9)
+    assert "Always run make lint." in project_memory(project)
+
+
+def test_stream_json_and_resume_from_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALE_HOME", str(tmp_path / "home"))
+    first = tmp_path / "a.jsonl"
+    first.write_text(
+        json.dumps({"tool_calls": [{"name": "shell", "arguments": {"command": "echo one"}}]})
+        + "\n"
+        + json.dumps({"text": "first done"})
+        + "\n"
+    )
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "-p",
+            "step one",
+            "--model",
+            f"replay:{first}",
+            "--output-format",
+            "stream-json",
+            "--image",
+            "openale/debian:bookworm",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [e["type"] for e in events][:1] == ["start"]
+    assert "chunk" in {e["type"] for e in events} and events[-1]["type"] == "end"
+    session = events[-1]["trajectory"]
+    second = tmp_path / "b.jsonl"
+    second.write_text(json.dumps({"text": "second done"}) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "-p",
+            "step two",
+            "--resume",
+            session,
+            "--model",
+            f"replay:{second}",
+            "--output-format",
+            "json",
+            "--image",
+            "openale/debian:bookworm",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["session"] == session and out["turns"] == 3 and out["answer"] == "second done"
+    bad = runner.invoke(app, ["run", "-p", "x", "--resume", "nope", "--model", f"replay:{second}"])
+    assert bad.exit_code == 2 and "no saved session" in bad.output
