@@ -133,7 +133,7 @@ class Agent:
                     traj.outcome, traj.error = "error", f"token budget of {budget} spent"
                     break
                 chunk = self._step(traj, ctx, sandboxed, deadline)
-                self.on_event("chunk", {"chunk": chunk})
+                self.on_event("chunk", {"chunk": chunk, "total": traj.usage})
                 if chunk.tool_calls and all(r.is_error for r in chunk.tool_results):
                     errors_in_a_row += 1
                 else:
@@ -150,6 +150,9 @@ class Agent:
                     traj.error = f"the same call was repeated {self.config.max_repeats} times"
         except ModelError as e:
             traj.outcome, traj.error = "error", str(e)
+        except KeyboardInterrupt:
+            # Ctrl-C stops this run, not the session: the trajectory so far is kept.
+            traj.outcome, traj.error = "error", "interrupted by the user"
         traj.ended_at = datetime.now(UTC)
         self.on_event("end", {"trajectory": traj})
         return traj

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.panel import Panel
+from rich.syntax import Syntax
 
 from openale.agent.approval import ApprovalPolicy
 from openale.agent.environment import Environment, SandboxEnvironment
@@ -49,11 +50,20 @@ def _emit(fmt: str, kind: str, data: dict[str, Any]) -> None:
             )
         for call, result in zip(chunk.tool_calls, chunk.tool_results, strict=False):
             args = json.dumps(call.arguments)[:300]
-            style = "red" if result.is_error else "green"
             err_console.print(f"[bold]{escape(call.name)}[/] {escape(args)}")
-            err_console.print(f"[{style}]{escape(result.output[-1500:])}[/]", highlight=False)
-        u = chunk.usage
-        err_console.print(f"[dim]tokens {u.prompt_tokens}+{u.completion_tokens}[/]")
+            if call.name == "edit" and not result.is_error:
+                err_console.print(Syntax(result.output[-4000:], "diff", theme="ansi_dark"))
+            else:
+                style = "red" if result.is_error else "green"
+                err_console.print(f"[{style}]{escape(result.output[-1500:])}[/]", highlight=False)
+        u, total = chunk.usage, data.get("total")
+        counter = f"tokens {u.prompt_tokens}+{u.completion_tokens}"
+        if total is not None:
+            counter += (
+                f" · session {total.prompt_tokens + total.completion_tokens} tokens, "
+                f"${total.cost_usd:.4f}"
+            )
+        err_console.print(f"[dim]{counter}[/]")
     elif kind == "denied":
         err_console.print(f"[red]denied[/] {escape(data['call'].name)}")
     elif kind == "compressed":
@@ -75,6 +85,10 @@ def _environment(settings: AgentSettings, workspace: Path | None) -> tuple[Envir
     return SandboxEnvironment(sandbox), sandbox
 
 
+def _streams(model: str) -> bool:
+    return not model.startswith(("replay:", "local:")) and model not in ("smollm2",)
+
+
 def _agent(
     settings: AgentSettings,
     workspace: Path | None,
@@ -83,8 +97,14 @@ def _agent(
     interactive: bool,
     tools: ToolRegistry,
 ) -> Agent:
+    streaming = {"on_text": lambda text: err_console.print(text, end="", highlight=False)}
     model = make_model(
-        settings.model, base_url=settings.base_url, api_key=settings.api_key, record=record
+        settings.model,
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        record=record,
+        # Streamed text for people watching; only OpenAI-compatible models stream.
+        **(streaming if interactive and fmt == "text" and _streams(settings.model) else {}),
     )
     config = AgentConfig(
         max_turns=settings.max_turns,
@@ -184,7 +204,8 @@ def run_command(
             else:
                 traj = agent.run(prompt, env, resume=previous)
                 save([traj], settings.trajectories_dir / f"{traj.id}.jsonl", append=False)
-    raise typer.Exit(_report(traj, output_format, output_file))
+    # Interactive sessions already showed everything; the exit code still tells.
+    raise typer.Exit(_report(traj, "none" if interactive else output_format, output_file))
 
 
 def _load_session(settings: AgentSettings, session: str) -> Trajectory:
@@ -220,8 +241,6 @@ def _interactive(
             f"[dim]{traj.outcome}; {u.prompt_tokens}+{u.completion_tokens} tokens, "
             f"${u.cost_usd:.4f}; session {traj.id}[/]"
         )
-        if traj.final_answer:
-            console.print(traj.final_answer)
         save([traj], settings.trajectories_dir / f"{traj.id}.jsonl", append=False)
     if traj is None:
         raise typer.Exit(0)
