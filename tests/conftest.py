@@ -12,6 +12,8 @@ import pytest
 # turns it on, so it cannot remove sandboxes other tests are using.
 os.environ["ALE_HOME"] = tempfile.mkdtemp(prefix="ale-test-home-")
 os.environ["ALE_REAP_INTERVAL_S"] = "0"
+# Converted model checkpoints are kept across runs: converting SmolLM2 takes ~30 s.
+os.environ.setdefault("ALE_MODELS_DIR", os.path.expanduser("~/.cache/openale/models"))
 
 BASE_IMAGE = "openale/debian:bookworm"
 TOOLBOX_IMAGE = "openale/toolbox:bookworm"

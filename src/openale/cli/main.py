@@ -8,6 +8,7 @@ from openale.cli.bench import bench_app
 from openale.cli.images import images_app
 from openale.cli.run import run_command
 from openale.cli.sandbox import sandbox_app
+from openale.cli.serve_model import serve_model_command
 from openale.cli.tasks import tasks_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(images_app, name="images")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
 app.command("run")(run_command)
+app.command("serve-model")(serve_model_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

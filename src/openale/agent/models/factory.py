@@ -23,7 +23,7 @@ def make_model(
     elif spec.startswith("local:") or spec in LOCAL_NAMES:
         from openale.agent.models.local import LocalPolicy
 
-        model = LocalPolicy.load(spec.removeprefix("local:"), **kwargs)
+        model = LocalPolicy.from_pretrained(spec.removeprefix("local:"), **kwargs)
     else:
         model = OpenAIModel(spec, base_url=base_url, api_key=api_key, **kwargs)
     return RecordingModel(model, record) if record else model

@@ -47,7 +47,9 @@ def smollm2_gguf() -> Path:
 
 
 def default_cache_dir() -> Path:
-    return ale_home() / "models" / SMOLLM2
+    # ALE_MODELS_DIR lets several ALE_HOMEs (test runs) share one converted copy.
+    root = os.environ.get("ALE_MODELS_DIR")
+    return (Path(root) if root else ale_home() / "models") / SMOLLM2
 
 
 def is_checkpoint(path: Path) -> bool:
