@@ -1,5 +1,5 @@
 """``--model`` strings to models: ``replay:FILE``, ``local:NAME`` (or ``smollm2``), or an
-OpenAI-compatible model name (with ``--base-url``)."""
+OpenAI-compatible model name (any name, when ``--base-url`` is given)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def make_model(
 ) -> Model:
     if spec.startswith("replay:"):
         model: Model = ReplayModel(spec.removeprefix("replay:"))
-    elif spec.startswith("local:") or spec in LOCAL_NAMES:
+    elif base_url is None and (spec.startswith("local:") or spec in LOCAL_NAMES):
+        # With --base-url, "smollm2" names the model a server (ale serve-model) hosts.
         from openale.agent.models.local import LocalPolicy
 
         model = LocalPolicy.from_pretrained(spec.removeprefix("local:"), **kwargs)
