@@ -216,3 +216,142 @@ def test_stream_json_and_resume_from_the_cli(tmp_path, monkeypatch):
     assert out["session"] == session and out["turns"] == 3 and out["answer"] == "second done"
     bad = runner.invoke(app, ["run", "-p", "x", "--resume", "nope", "--model", f"replay:{second}"])
     assert bad.exit_code == 2 and "no saved session" in bad.output
+
+
+def _replay_file(path: Path, *rows: dict) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_mcp_servers_from_project_settings_reach_the_agent(tmp_path, monkeypatch):
+    import sys
+
+    calc = Path(__file__).parent / "mcp_servers" / "calc_server.py"
+    project = tmp_path / "proj"
+    (project / ".ale").mkdir(parents=True)
+    (project / ".ale" / "settings.toml").write_text(
+        f'[agent.mcp.servers.calc]\ncommand = "{sys.executable}"\nargs = ["{calc}"]\n'
+    )
+    monkeypatch.setenv("ALE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(project)
+    replay = _replay_file(
+        tmp_path / "r.jsonl",
+        {"tool_calls": [{"name": "mcp__calc__add", "arguments": {"a": 2, "b": 40}}]},
+        {"text": "2 + 40 = 42"},
+    )
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "-p",
+            "add",
+            "--model",
+            f"replay:{replay}",
+            "--output-format",
+            "json",
+            "--image",
+            "openale/debian:bookworm",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    session = json.loads(result.stdout.strip().splitlines()[-1])["session"]
+    from openale.agent.trajectory import load
+
+    traj = next(load(tmp_path / "home" / "trajectories" / f"{session}.jsonl"))
+    assert traj.chunks[0].tool_results[0].output.strip() == "42"
+
+
+def test_host_workspace_is_opt_in_and_goes_through_approval(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    write = {
+        "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "notes.txt", "content": "hi\n"}}
+        ]
+    }
+    replay = _replay_file(tmp_path / "w.jsonl", write, {"text": "wrote it"})
+    denied = runner.invoke(
+        app,
+        [
+            "run",
+            "-p",
+            "write",
+            "--workspace",
+            str(work),
+            "--model",
+            f"replay:{replay}",
+            "--output-format",
+            "json",
+        ],
+    )
+    assert denied.exit_code == 3 and not (work / "notes.txt").exists()
+    allowed = runner.invoke(
+        app,
+        [
+            "run",
+            "-p",
+            "write",
+            "--workspace",
+            str(work),
+            "--model",
+            f"replay:{replay}",
+            "--approval-mode",
+            "auto",
+            "--output-format",
+            "json",
+        ],
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert (work / "notes.txt").read_text() == "hi\n"
+
+
+def test_interactive_session_in_a_terminal(tmp_path):
+    import os
+    import pty
+    import select
+    import time
+
+    ale = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "ale")
+    replay = _replay_file(
+        tmp_path / "i.jsonl",
+        {"tool_calls": [{"name": "shell", "arguments": {"command": "echo hi"}}]},
+        {"text": "said hi"},
+        {"text": "second answer"},
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `ale run` on a real terminal
+        os.execv(
+            ale,
+            [
+                ale,
+                "run",
+                "--model",
+                f"replay:{replay}",
+                "--image",
+                "openale/debian:bookworm",
+            ],
+        )
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < end:
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    read_until(b"> ")
+    os.write(fd, b"say hi\r")
+    read_until(b"said hi")
+    read_until(b"session traj-")
+    os.write(fd, b"and again\r")
+    read_until(b"second answer")
+    os.write(fd, b"/exit\r")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = seen.decode(errors="replace")
+    assert "said hi" in text and "second answer" in text and "tokens" in text
+    assert os.waitstatus_to_exitcode(status) == 0
