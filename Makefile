@@ -47,6 +47,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/sandbox_bench.py
 	$(PY) benchmarks/bench_harness.py
+	cd benchmarks && ../$(PY) agent_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
