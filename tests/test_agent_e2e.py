@@ -60,6 +60,8 @@ def test_headless_run_json_output_and_exit_codes(tmp_path):
         app,
         [
             "run",
+            "--output-file",
+            str(tmp_path / "result.json"),
             "-p",
             "compute",
             "--model",
@@ -74,6 +76,7 @@ def test_headless_run_json_output_and_exit_codes(tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["outcome"] == "completed" and out["answer"] == "The answer is 42."
     assert out["turns"] == 2
+    assert json.loads((tmp_path / "result.json").read_text()) == out
 
     denied = tmp_path / "d.jsonl"
     denied.write_text(
@@ -355,3 +358,62 @@ def test_interactive_session_in_a_terminal(tmp_path):
     text = seen.decode(errors="replace")
     assert "said hi" in text and "second answer" in text and "tokens" in text
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_openai_client_retries_streams_and_costs(tmp_path):
+    import http.server
+    import threading
+
+    from openale.agent.models.openai_model import OpenAIModel
+
+    hits = []
+    completion = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "hello there"},
+            }
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500},
+    }
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append(self.path)
+            if len(hits) <= 2:  # two overloaded answers before a good one
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = json.dumps(completion).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = OpenAIModel(
+            "m",
+            base_url=f"http://127.0.0.1:{server.server_port}/v1",
+            api_key="k",
+            max_retries=3,
+            prices={"m": (2.0, 8.0)},
+        )
+        response = model.complete([{"role": "user", "content": "hi"}])
+    finally:
+        server.shutdown()
+    assert response.text == "hello there" and len(hits) == 3
+    assert response.usage.cost_usd == pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)
+    assert model.count_tokens([{"role": "user", "content": "hi"}]) == 1000

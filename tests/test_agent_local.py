@@ -126,6 +126,23 @@ def test_the_agent_runs_a_task_against_ale_serve_model(monkeypatch, tmp_path):
         assert traj.chunks and traj.usage.completion_tokens > 0
         rows = [json.loads(line) for line in record.read_text().splitlines()]
         assert len(rows) == len(traj.chunks)  # every model call went over HTTP
+
+        from openale.agent.models.openai_model import OpenAIModel
+
+        streamed: list[str] = []
+        model = OpenAIModel(
+            "smollm2",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            api_key=token,
+            max_tokens=16,
+            prices={"smollm2": (1.0, 2.0)},
+            on_text=streamed.append,
+        )
+        response = model.complete([{"role": "user", "content": "Say hello."}])
+        assert "".join(streamed) == response.text and len(streamed) > 1
+        u = response.usage
+        assert u.completion_tokens > 0
+        assert u.cost_usd == pytest.approx((u.prompt_tokens + 2 * u.completion_tokens) / 1e6)
         assert all(r["token_ids"] and len(r["logprobs"]) == len(r["token_ids"]) for r in rows)
     finally:
         server.terminate()
