@@ -16,7 +16,6 @@ and only a shell that hangs by itself (a loop of builtins) is restarted.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import select
 import signal
@@ -26,8 +25,8 @@ import time
 from pathlib import Path
 
 from openale.sandbox import CommandResult, SessionClosedError
-from openale.sandbox.session import MARKER_WINDOW, SESSION_ENV, ansi_c_quote
-from openale.sandbox.streams import CappedBuffer
+from openale.sandbox.session import SESSION_ENV, ansi_c_quote
+from openale.sandbox.streams import CappedBuffer, EndMarkers
 
 INTERRUPT_GRACE_S = 2.0  # after SIGINT, before SIGKILL
 KILL_GRACE_S = 2.0  # SIGKILL rounds before the shell itself is restarted
@@ -115,7 +114,7 @@ class _LocalShell:
         self.max_output_bytes = max_output_bytes
         self.closed = False
         self._token = secrets.token_hex(6)
-        self._marker = re.compile(rb"\n__ALE_" + self._token.encode() + rb"_(\d+)_(\d+)__\n")
+        self._markers = EndMarkers(self._token)
         self._seq = 0
         self._carry = bytearray()
         self._proc = subprocess.Popen(
@@ -192,17 +191,10 @@ class _LocalShell:
         pending = self._carry
         self._carry = bytearray()
         while True:
-            m = self._marker.search(pending)
-            while m and int(m.group(1)) < self._seq:
-                del pending[: m.end()]  # the late end of a command stopped earlier
-                m = self._marker.search(pending)
-            if m:
-                out.write(bytes(pending[: m.start()]))
-                self._carry = pending[m.end() :]
-                return int(m.group(2))
-            if len(pending) > MARKER_WINDOW:
-                out.write(bytes(pending[:-MARKER_WINDOW]))
-                del pending[:-MARKER_WINDOW]
+            found = self._markers.take(pending, self._seq, out)
+            if found:
+                status, self._carry = found
+                return status
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self._fd], [], [], wait)
             if not ready:

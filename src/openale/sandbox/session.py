@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from openale.sandbox.errors import SandboxError, SessionClosedError
 from openale.sandbox.runtime import DockerRuntime
 from openale.sandbox.spec import CommandResult
-from openale.sandbox.streams import CappedBuffer, recv_until
+from openale.sandbox.streams import CappedBuffer, EndMarkers, recv_until
 
 SHELL = ["bash", "--noprofile", "--norc", "--noediting", "-i"]
 # Programs that would open a pager on a terminal must not wait for a keypress.
@@ -40,7 +40,6 @@ _SAFE = frozenset(
     b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-+=.,:/@%^*()[]{}<>|;&~#$`"?'
 )
 INTERRUPT_GRACE_S = 2.0
-MARKER_WINDOW = 96  # longer than any end marker; kept unflushed until the marker is found
 
 
 def ansi_c_quote(text: str) -> str:
@@ -77,7 +76,7 @@ class BashSession:
         self.heartbeat = heartbeat
         self.id = "sess-" + secrets.token_hex(4)
         self._token = secrets.token_hex(6)
-        self._marker = re.compile(rb"\n__ALE_" + self._token.encode() + rb"_(\d+)_(\d+)__\n")
+        self._markers = EndMarkers(self._token)
         self._seq = 0
         self._lock = threading.Lock()
         self._interrupted = False
@@ -104,7 +103,7 @@ class BashSession:
         self._send(setup.encode())
         pending = bytearray()
         deadline = time.monotonic() + 30
-        while not self._marker.search(pending):
+        while not self._markers.pattern.search(pending):
             data = recv_until(self._sock, deadline)
             if not data:
                 self._close_socket()
@@ -177,19 +176,10 @@ class BashSession:
         pending = self._carry
         self._carry = bytearray()
         while True:
-            m = self._marker.search(pending)
-            while m and int(m.group(1)) < self._seq:
-                # The late end of a command that was abandoned after a timeout.
-                del pending[: m.end()]
-                m = self._marker.search(pending)
-            if m:
-                out.write(bytes(pending[: m.start()]))
-                self._carry = pending[m.end() :]
-                return _Ending(int(m.group(1)), int(m.group(2)))
-            # Keep a window that may hold a partial marker; the rest is output.
-            if len(pending) > MARKER_WINDOW:
-                out.write(bytes(pending[:-MARKER_WINDOW]))
-                del pending[:-MARKER_WINDOW]
+            found = self._markers.take(pending, self._seq, out)
+            if found:
+                status, self._carry = found
+                return _Ending(self._seq, status)
             data = recv_until(self._sock, deadline, heartbeat=self.heartbeat)
             if data is None:
                 self._carry = pending

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import struct
@@ -141,3 +142,38 @@ class FrameDemuxer:
             payload = bytes(self._pending[8 : 8 + size])
             del self._pending[: 8 + size]
             self._out.get(kind, self._out[1]).write(payload)
+
+
+MARKER_WINDOW = 96  # longer than any end marker; kept unflushed until the marker is found
+
+
+class EndMarkers:
+    """The end-of-command markers a driven shell prints: ``\n__ALE_<token>_<seq>_<status>__\n``.
+
+    Shared by the sandbox session and the host shell, which differ only in how
+    bytes arrive.
+    """
+
+    def __init__(self, token: str):
+        self.token = token
+        self.pattern = re.compile(rb"\n__ALE_" + token.encode() + rb"_(\d+)_(\d+)__\n")
+
+    def take(self, pending: bytearray, seq: int, out: CappedBuffer) -> tuple[int, bytearray] | None:
+        """Move output before command ``seq``'s marker into ``out``.
+
+        Returns ``(exit status, bytes after the marker)`` once the marker is in
+        ``pending``; otherwise flushes all but a window that may hold a partial
+        marker and returns None. Markers of earlier, abandoned commands are
+        dropped with the output before them.
+        """
+        m = self.pattern.search(pending)
+        while m and int(m.group(1)) < seq:
+            del pending[: m.end()]
+            m = self.pattern.search(pending)
+        if m:
+            out.write(bytes(pending[: m.start()]))
+            return int(m.group(2)), pending[m.end() :]
+        if len(pending) > MARKER_WINDOW:
+            out.write(bytes(pending[:-MARKER_WINDOW]))
+            del pending[:-MARKER_WINDOW]
+        return None
