@@ -319,6 +319,7 @@ def test_interactive_session_in_a_terminal(tmp_path):
         tmp_path / "i.jsonl",
         {"tool_calls": [{"name": "shell", "arguments": {"command": "echo hi"}}]},
         {"text": "said hi"},
+        {"tool_calls": [{"name": "shell", "arguments": {"command": "sleep 300"}}]},
         {"text": "second answer"},
     )
     pid, fd = pty.fork()
@@ -350,13 +351,19 @@ def test_interactive_session_in_a_terminal(tmp_path):
     os.write(fd, b"say hi\r")
     read_until(b"said hi")
     read_until(b"session traj-")
+    os.write(fd, b"wait a long time\r")
+    read_until(b"sleep 300")
+    time.sleep(1)
+    os.write(fd, b"\x03")  # Ctrl-C: stops this step, not the session
+    read_until(b"interrupted by the user")
     os.write(fd, b"and again\r")
-    read_until(b"second answer")
+    read_until(b"second answer", timeout=30)
     os.write(fd, b"/exit\r")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     text = seen.decode(errors="replace")
     assert "said hi" in text and "second answer" in text and "tokens" in text
+    assert "interrupted by the user" in text
     assert os.waitstatus_to_exitcode(status) == 0
 
 

@@ -42,15 +42,18 @@ def _emit(fmt: str, kind: str, data: dict[str, Any]) -> None:
         return
     if fmt != "text":
         return
-    if kind == "chunk":
+    if kind == "tool":  # shown as it starts: a long command is visibly running
+        call = data["call"]
+        err_console.print(
+            f"[bold]{escape(call.name)}[/] {escape(json.dumps(call.arguments)[:300])}"
+        )
+    elif kind == "chunk":
         chunk = data["chunk"]
         if chunk.text.strip():
             err_console.print(
                 Panel(escape(chunk.text.strip()), title=f"turn {chunk.index}", border_style="blue")
             )
         for call, result in zip(chunk.tool_calls, chunk.tool_results, strict=False):
-            args = json.dumps(call.arguments)[:300]
-            err_console.print(f"[bold]{escape(call.name)}[/] {escape(args)}")
             if call.name == "edit" and not result.is_error:
                 err_console.print(Syntax(result.output[-4000:], "diff", theme="ansi_dark"))
             else:
@@ -237,6 +240,8 @@ def _interactive(
             console.print("[yellow]stopped the current step[/]")
             continue
         u = traj.usage
+        if traj.error:
+            console.print(f"[yellow]{escape(traj.error)}[/]")
         console.print(
             f"[dim]{traj.outcome}; {u.prompt_tokens}+{u.completion_tokens} tokens, "
             f"${u.cost_usd:.4f}; session {traj.id}[/]"

@@ -125,7 +125,12 @@ class BashSession:
             self._send(f"__ale_seq={self._seq}; eval {ansi_c_quote(cmd)} < /dev/null\n".encode())
             out = CappedBuffer(self.max_output_bytes)
             deadline = None if timeout is None else started + timeout
-            ending = self._read_until_end(out, deadline)
+            try:
+                ending = self._read_until_end(out, deadline)
+            except KeyboardInterrupt:
+                # The caller was interrupted (Ctrl-C at a terminal): so is the command.
+                self.interrupt()
+                raise
             timed_out = False
             if ending is None and not self.closed:
                 timed_out = True
