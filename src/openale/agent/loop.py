@@ -29,7 +29,6 @@ from openale.agent.trajectory import (
     ToolResult,
     Trajectory,
     UserTurn,
-    chunk_messages,
 )
 
 FINISH = "finish"
@@ -158,8 +157,9 @@ class Agent:
         return traj
 
     def _step(self, traj: Trajectory, ctx: ToolContext, sandboxed: bool, deadline: float) -> Chunk:
-        self._maybe_compress(traj)
         messages = self.prompt(traj)
+        if self._maybe_compress(traj, messages):
+            messages = self.prompt(traj)
         started = time.monotonic()
         native = self.format == "native"
         response = self.model.complete(
@@ -255,52 +255,43 @@ class Agent:
             parts.append(self.config.extra_instructions)
         return "\n\n".join(parts)
 
-    def prompt(self, traj: Trajectory) -> list[dict[str, Any]]:
-        msgs: list[dict[str, Any]] = [
-            {"role": "system", "content": traj.system_prompt},
-            {"role": "user", "content": traj.instruction},
-        ]
+    def prompt(self, traj: Trajectory, upto: int | None = None) -> list[dict[str, Any]]:
+        """What the model sees: the head, the latest summary, then the turns since it."""
+        msgs = traj.head()
         start = 0
         if traj.compressions:
             last = traj.compressions[-1]
-            msgs.append(
-                {
-                    "role": "user",
-                    "content": "Summary of the work so far (older turns "
-                    f"were compressed):\n{last.summary}",
-                }
-            )
+            summary = f"Summary of the work so far (older turns were compressed):\n{last.summary}"
+            msgs.append({"role": "user", "content": summary})
             start = last.upto
-        for chunk in traj.chunks[start:]:
-            msgs.extend(traj.user_messages(chunk.index))
-            msgs.extend(chunk_messages(chunk, traj.action_format))
-        msgs.extend(traj.user_messages(len(traj.chunks)))
-        return msgs
+        return msgs + traj.turn_messages(start, len(traj.chunks) if upto is None else upto)
 
     def _conversation(self, traj: Trajectory) -> str:
         # A compression starts a new token sequence for a local policy.
         return f"{traj.id}#{len(traj.compressions)}"
 
-    def _maybe_compress(self, traj: Trajectory) -> None:
+    def _maybe_compress(self, traj: Trajectory, messages: list[dict[str, Any]]) -> bool:
+        """Summarise older turns when ``messages`` (the current prompt) is over the limit."""
         limit = self.config.compress_at * self.config.context_window
         start = traj.compressions[-1].upto if traj.compressions else 0
         upto = len(traj.chunks) - self.config.keep_recent_turns
         if upto <= start:
-            return
-        measured = self.model.count_tokens(self.prompt(traj))
+            return False
+        measured = self.model.count_tokens(messages)
         if measured <= limit:
-            return
-        older = self.prompt(Trajectory(**{**traj.model_dump(), "chunks": traj.chunks[:upto]}))
-        request = [*older, {"role": "user", "content": SUMMARY_PROMPT}]
+            return False
+        request = [*self.prompt(traj, upto), {"role": "user", "content": SUMMARY_PROMPT}]
         response = self.model.complete(
             request, conversation_id=f"{traj.id}#summary{len(traj.compressions)}"
         )
         traj.usage = traj.usage + response.usage
-        traj.compressions.append(
-            Compression(upto=upto, summary=response.text.strip(), prompt_tokens_before=measured)
+        compression = Compression(
+            upto=upto, summary=response.text.strip(), prompt_tokens_before=measured
         )
-        traj.compressions[-1].prompt_tokens_after = self.model.count_tokens(self.prompt(traj))
-        self.on_event("compressed", {"compression": traj.compressions[-1]})
+        traj.compressions.append(compression)
+        compression.prompt_tokens_after = self.model.count_tokens(self.prompt(traj))
+        self.on_event("compressed", {"compression": compression})
+        return True
 
     def _repeating(self, traj: Trajectory) -> bool:
         n = self.config.max_repeats

@@ -126,17 +126,25 @@ class Trajectory(BaseModel):
         last = self.chunks[-1] if self.chunks else None
         return last.text if last and not last.tool_calls else None
 
-    def messages(self, upto: int | None = None) -> list[dict[str, Any]]:
-        """The OpenAI-style chat this trajectory is (chunks ``[0, upto)``)."""
+    def messages(self) -> list[dict[str, Any]]:
+        """The OpenAI-style chat this trajectory is."""
+        return self.head() + self.turn_messages(0, len(self.chunks))
+
+    def head(self) -> list[dict[str, Any]]:
+        """The system prompt and the instruction."""
         msgs: list[dict[str, Any]] = []
         if self.system_prompt:
             msgs.append({"role": "system", "content": self.system_prompt})
         msgs.append({"role": "user", "content": self.instruction})
-        for chunk in self.chunks[:upto]:
+        return msgs
+
+    def turn_messages(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Chunks ``[start, end)`` with the follow-up user turns before each and at ``end``."""
+        msgs: list[dict[str, Any]] = []
+        for chunk in self.chunks[start:end]:
             msgs.extend(self.user_messages(chunk.index))
             msgs.extend(chunk_messages(chunk, self.action_format))
-        if upto is None or upto >= len(self.chunks):
-            msgs.extend(self.user_messages(len(self.chunks)))
+        msgs.extend(self.user_messages(end))
         return msgs
 
     def user_messages(self, at: int) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from openale.sandbox import (
     SandboxSpec,
     gc,
 )
+from openale.sandbox.files import GO_MODE_DIR, GO_MODE_SYMLINK
 
 sandbox_app = typer.Typer(help="Create, use and clean up sandboxes.", no_args_is_help=True)
 
@@ -47,7 +48,6 @@ EnvFlag = Annotated[
     list[str] | None,
     typer.Option("--env", "-e", help="K=V (or K to copy the local value); repeatable."),
 ]
-GO_MODE_DIR, GO_MODE_SYMLINK = 1 << 31, 1 << 27  # bits of the engine's stat "mode"
 
 
 def parse_env(items: list[str] | None) -> dict[str, str]:

@@ -27,7 +27,8 @@ _LIST = (
     'find . -mindepth 1 -maxdepth "$2" -printf "%y\\t%s\\t%m\\t%T@\\t%P\\0"'
 )
 _MAX_LINKS = 8
-GO_MODE_DIR = 1 << 31  # the directory bit of the engine's stat "mode" (Go's os.ModeDir)
+# Bits of the engine's stat "mode" (Go's os.ModeDir and os.ModeSymlink).
+GO_MODE_DIR, GO_MODE_SYMLINK = 1 << 31, 1 << 27
 
 
 class FileEntry(BaseModel):
@@ -113,7 +114,7 @@ class Files:
         started = time.monotonic()
         for _ in range(_MAX_LINKS):
             chunks, stat = self._sb.runtime.get_archive(self._sb.container, path)
-            if stat.get("mode", 0) & GO_MODE_DIR:  # Go's os.ModeDir
+            if stat.get("mode", 0) & GO_MODE_DIR:
                 raise SandboxFileError(f"{path!r} is a directory; use download_dir")
             self._check_size(stat.get("size", 0), path)
             reader = _ChunkReader(chunks, self._sb.settings.max_file_bytes, path)
