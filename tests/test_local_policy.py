@@ -146,6 +146,7 @@ def test_two_turns_extend_one_token_sequence(greedy):
     r2 = greedy.complete(second, conversation_id="capitals")
 
     sequence = greedy.context_ids("capitals")
+    assert not r1.prompt_continues and r2.prompt_continues
     assert r1.prompt_token_ids + r1.token_ids + r2.prompt_token_ids + r2.token_ids == sequence
     assert sequence[: len(r1.prompt_token_ids) + len(r1.token_ids)] == (
         r1.prompt_token_ids + r1.token_ids
@@ -163,6 +164,7 @@ def test_history_rewritten_starts_over(greedy):
     other = [{"role": "user", "content": "Say bye."}, {"role": "assistant", "content": "x"}]
     r2 = greedy.complete([*other, {"role": "user", "content": "Again."}], conversation_id="rewrite")
     assert r2.prompt_token_ids[: len(r1.prompt_token_ids)] != r1.prompt_token_ids
+    assert not r2.prompt_continues
     assert greedy.context_ids("rewrite") == r2.prompt_token_ids + r2.token_ids
 
 

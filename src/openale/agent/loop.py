@@ -178,6 +178,7 @@ class Agent:
             token_ids=response.token_ids,
             logprobs=response.logprobs,
             policy_version=response.policy_version,
+            prompt_continues=response.prompt_continues,
         )
         traj.usage = traj.usage + response.usage
         try:

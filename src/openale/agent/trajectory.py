@@ -74,6 +74,9 @@ class Chunk(BaseModel):
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     policy_version: int | None = None
+    # True: ``prompt_token_ids`` extend the previous chunk's prompt + generation;
+    # False: they are the whole prompt (the first chunk, or after compression).
+    prompt_continues: bool = False
 
     @property
     def failed(self) -> bool:

@@ -155,6 +155,7 @@ class LocalPolicy:
         with self._state_lock:
             conv = self._conversations.get(conversation_id) if conversation_id else None
         new_ids = self._continuation(conv, messages, prompt_text) if conv else None
+        continues = new_ids is not None
         if new_ids is None:
             context, new_ids = [], self._encode(prompt_text)
         else:
@@ -183,6 +184,7 @@ class LocalPolicy:
             token_ids=gen.token_ids,
             logprobs=gen.logprobs,
             policy_version=gen.policy_version,
+            prompt_continues=continues,
         )
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
