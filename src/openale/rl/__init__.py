@@ -1,0 +1,1 @@
+"""RL post-training: rollout -> reward -> train, with GRPO/PPO/TOPR/IPA (see DESIGN.md, "RL")."""
