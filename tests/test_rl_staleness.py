@@ -1,0 +1,149 @@
+"""Bounded staleness: no sample more than eta versions old ever reaches the trainer."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from openale.rl.staleness import (
+    BufferClosedError,
+    SampleGroup,
+    StalenessBuffer,
+    VersionGate,
+)
+
+
+@dataclass
+class Row:
+    """A training row as the buffer sees it: the versions of its chunks."""
+
+    chunk_versions: list[int]
+    uid: int
+
+    @property
+    def oldest_version(self) -> int:
+        return min(self.chunk_versions)
+
+
+def group(ticket: int, rows: list[Row]) -> SampleGroup:
+    return SampleGroup(ticket=ticket, task_id=f"t{ticket}", samples=rows)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_buffer_property_never_returns_a_sample_beyond_eta(seed):
+    """Random interleavings of puts and takes: every sample is returned fresh, or dropped
+    because it was stale at the moment it was taken, or still queued; nothing else."""
+    rng = random.Random(seed)
+    eta = rng.randint(0, 3)
+    buf = StalenessBuffer(eta)
+    version, uid, ticket = 0, 0, 0
+    put: dict[int, Row] = {}
+    returned: set[int] = set()
+    dropped: set[int] = set()
+    for _ in range(60):
+        if rng.random() < 0.6:
+            rows = []
+            for _ in range(rng.randint(1, 4)):
+                # Chunks from anywhere between well past eta and the current version.
+                low = max(0, version - eta - 3)
+                versions = sorted(rng.randint(low, version) for _ in range(rng.randint(1, 5)))
+                rows.append(Row(versions, uid))
+                put[uid] = rows[-1]
+                uid += 1
+            buf.put(group(ticket, rows))
+            ticket += 1
+        elif len(buf):
+            before = {r.uid for g in list(buf._groups) for r in g.samples}
+            n = rng.randint(1, 2)
+            try:
+                taken = buf.take(n, version, timeout=0)
+            except TimeoutError:
+                # Not enough fresh groups: whatever stale rows were met are gone, the rest stay.
+                after = {r.uid for g in list(buf._groups) for r in g.samples}
+                gone = before - after
+                assert all(version - put[u].oldest_version > eta for u in gone)
+                dropped |= gone
+            else:
+                got = {r.uid for r in taken.samples}
+                assert all(s <= eta for s in taken.staleness)
+                for u in got:
+                    assert version - put[u].oldest_version <= eta
+                    assert min(put[u].chunk_versions) == put[u].oldest_version
+                after = {r.uid for g in list(buf._groups) for r in g.samples}
+                gone = before - after - got
+                assert all(version - put[u].oldest_version > eta for u in gone)
+                assert len(gone) == taken.dropped_samples
+                returned |= got
+                dropped |= gone
+        if rng.random() < 0.4:
+            version += 1
+    queued = {r.uid for g in list(buf._groups) for r in g.samples}
+    assert returned | dropped | queued == set(put)
+    assert not (returned & dropped) and not (returned & queued) and not (dropped & queued)
+    assert buf.dropped_samples == len(dropped)
+    assert buf.taken_samples == len(returned)
+
+
+def test_eta_zero_is_synchronous():
+    buf = StalenessBuffer(0)
+    buf.put(group(0, [Row([3, 3], 0), Row([2, 3], 1)]))
+    buf.put(group(1, [Row([2], 2)]))
+    buf.put(group(2, [Row([3], 3)]))
+    taken = buf.take(2, version=3, timeout=0)
+    assert [r.uid for r in taken.samples] == [0, 3]
+    assert taken.dropped_samples == 2 and taken.dropped_groups == 1
+    assert taken.staleness == [0, 0]
+
+
+def test_take_blocks_until_a_rollout_thread_puts_fresh_groups():
+    buf = StalenessBuffer(1)
+    buf.put(group(0, [Row([0], 0)]))  # stale at version 2
+
+    def producer():
+        buf.put(group(1, [Row([1, 2], 1)]))
+        buf.put(group(2, [Row([2], 2)]))
+
+    t = threading.Timer(0.05, producer)
+    t.start()
+    taken = buf.take(2, version=2, timeout=30)
+    t.join()
+    assert [g.ticket for g in taken.groups] == [1, 2]
+    assert buf.stats()["dropped_samples"] == 1
+
+
+def test_timeout_puts_fresh_groups_back_in_order():
+    buf = StalenessBuffer(0)
+    buf.put(group(0, [Row([1], 0)]))
+    with pytest.raises(TimeoutError, match="1 of 2"):
+        buf.take(2, version=1, timeout=0.01)
+    assert buf.pending_tickets() == [0]
+    assert buf.take(1, version=1, timeout=0).groups[0].ticket == 0
+
+
+def test_close_wakes_a_waiting_trainer():
+    buf = StalenessBuffer(1)
+    threading.Timer(0.05, buf.close, args=(RuntimeError("worker died"),)).start()
+    with pytest.raises(BufferClosedError, match="worker died"):
+        buf.take(1, version=0, timeout=30)
+
+
+def test_negative_eta_is_rejected():
+    with pytest.raises(ValueError, match="eta"):
+        StalenessBuffer(-1)
+
+
+def test_version_gate_lets_batches_run_at_most_ahead_versions_early():
+    gate = VersionGate(ahead=1, version=0)
+    assert gate.wait(0, timeout=0) and gate.wait(1, timeout=0)
+    assert not gate.wait(2, timeout=0.01)
+    gate.advance(1)
+    assert gate.wait(2, timeout=0)
+    sync = VersionGate(ahead=0, version=0)
+    assert not sync.wait(1, timeout=0.01)
+    threading.Timer(0.05, sync.advance, args=(1,)).start()
+    assert sync.wait(1, timeout=30)
+    sync.close()
+    assert not sync.wait(5, timeout=30)
