@@ -135,15 +135,24 @@ def test_negative_eta_is_rejected():
         StalenessBuffer(-1)
 
 
-def test_version_gate_lets_batches_run_at_most_ahead_versions_early():
-    gate = VersionGate(ahead=1, version=0)
-    assert gate.wait(0, timeout=0) and gate.wait(1, timeout=0)
-    assert not gate.wait(2, timeout=0.01)
+def test_version_gate_lets_groups_run_at_most_ahead_steps_early():
+    gate = VersionGate(ahead=1, per_step=2, version=0)
+    assert all(gate.wait_turn(timeout=0) for _ in range(4))  # steps 0 and 1
+    assert not gate.wait_turn(timeout=0.01)
     gate.advance(1)
-    assert gate.wait(2, timeout=0)
-    sync = VersionGate(ahead=0, version=0)
-    assert not sync.wait(1, timeout=0.01)
-    threading.Timer(0.05, sync.advance, args=(1,)).start()
-    assert sync.wait(1, timeout=30)
+    assert gate.wait_turn(timeout=0) and gate.wait_turn(timeout=0)
+    assert not gate.wait_turn(timeout=0.01)
+    gate.grant(1)  # a discarded group is replaced without running further ahead
+    assert gate.wait_turn(timeout=0)
+    assert not gate.wait_turn(timeout=0.01)
+    assert gate.issued == 7
+
+
+def test_version_gate_with_no_lead_is_synchronous():
+    sync = VersionGate(ahead=0, per_step=1, version=5)  # e.g. resumed at version 5
+    assert sync.wait_turn(timeout=0)
+    assert not sync.wait_turn(timeout=0.01)
+    threading.Timer(0.05, sync.advance, args=(6,)).start()
+    assert sync.wait_turn(timeout=30)
     sync.close()
-    assert not sync.wait(5, timeout=30)
+    assert not sync.wait_turn(timeout=30)

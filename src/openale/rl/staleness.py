@@ -186,20 +186,27 @@ class StalenessBuffer:
 
 
 class VersionGate:
-    """Holds rollouts back so generation runs at most ``ahead`` versions ahead of training.
+    """Holds rollouts back so generation runs at most ``ahead`` steps ahead of training.
 
-    Group ``ticket`` belongs to batch ``ticket // tasks_per_step``; batch ``b``
-    may start once the policy version is at least ``b - ahead``. With
-    ``ahead = eta`` a group that starts on time is never stale when its batch is
-    trained, so the buffer drops only stragglers; with ``ahead = 0`` the next
+    Each step trains on ``per_step`` groups. The n-th group issued since the
+    gate was made (n = 0, 1, ...) belongs to step ``n // per_step`` and may start
+    once the generators hold weights of version ``start + n // per_step - ahead``
+    or newer. With ``ahead = eta`` a group that starts on time is fresh when its
+    step trains, so the buffer drops only stragglers; with ``ahead = 0`` the next
     batch waits for the weights of the step before it (synchronous training).
+    A group the trainer discarded (all stale, or empty) is replaced by ``grant``,
+    so a step can always be filled without running further ahead.
     """
 
-    def __init__(self, ahead: int, version: int = 0):
-        if ahead < 0:
-            raise ValueError(f"ahead must be >= 0, got {ahead}")
+    def __init__(self, ahead: int, per_step: int, version: int = 0):
+        if ahead < 0 or per_step < 1:
+            raise ValueError(f"need ahead >= 0 and per_step >= 1, got {ahead}, {per_step}")
         self.ahead = ahead
+        self.per_step = per_step
+        self._start = version
         self._version = version
+        self._issued = 0
+        self._credits = 0
         self._cond = threading.Condition()
         self._closed = False
 
@@ -208,19 +215,36 @@ class VersionGate:
         with self._cond:
             return self._version
 
+    @property
+    def issued(self) -> int:
+        with self._cond:
+            return self._issued
+
+    def _allowed(self) -> int:
+        return (self._version - self._start + self.ahead + 1) * self.per_step + self._credits
+
     def advance(self, version: int) -> None:
         """The generators now hold weights of ``version``."""
         with self._cond:
             self._version = max(self._version, version)
             self._cond.notify_all()
 
-    def wait(self, batch: int, timeout: float | None = None) -> bool:
-        """Block until batch ``batch`` may start; False when closed or timed out."""
+    def grant(self, n: int = 1) -> None:
+        """Allow ``n`` more groups: replacements for groups the trainer could not use."""
+        with self._cond:
+            self._credits += n
+            self._cond.notify_all()
+
+    def wait_turn(self, timeout: float | None = None) -> bool:
+        """Block until one more group may start and count it; False when closed or timed out."""
         with self._cond:
             ok = self._cond.wait_for(
-                lambda: self._closed or self._version >= batch - self.ahead, timeout
+                lambda: self._closed or self._issued < self._allowed(), timeout
             )
-            return bool(ok) and not self._closed
+            if not ok or self._closed:
+                return False
+            self._issued += 1
+            return True
 
     def close(self) -> None:
         with self._cond:
