@@ -48,6 +48,7 @@ class SampleGroup:
     generated_tokens: int = 0
     started_version: int = 0  # policy version when the group's rollouts began
     imitation: list[Any] = field(default_factory=list)  # expert-prefix samples, if any
+    errors: list[str] = field(default_factory=list)  # harness errors of its episodes
 
     @property
     def oldest_version(self) -> int:
