@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from openale.cli.bench import bench_app
+from openale.cli.envs import envs_app
 from openale.cli.images import images_app
 from openale.cli.run import run_command
 from openale.cli.sandbox import sandbox_app
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(images_app, name="images")
+app.add_typer(envs_app, name="envs")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(bench_app, name="bench")
 app.command("run")(run_command)

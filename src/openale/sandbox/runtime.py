@@ -92,7 +92,13 @@ class DockerRuntime:
         return _engine_cpus(self.settings.docker_host, self.api)
 
     def resolve_image(self, image: str) -> str:
-        """The local image to start: ``image`` itself, or its alias target."""
+        """The local image to start: ``image`` itself, its alias target, or an EnvHub env's."""
+        if image.startswith("env:"):
+            # `env:name@version` of the embedded owner; imported here because
+            # only EnvHub users should pay for SQLAlchemy.
+            from openale.sandbox.envhub import resolve_env
+
+            return resolve_env(image, settings=self.settings)
         try:
             self.api.inspect_image(image)
             return image

@@ -73,6 +73,9 @@ class SandboxSettings(BaseSettings):
         description="PEM bundles whose CAs base images must trust (host bundle by default)",
     )
     debian_mirror: str = "http://deb.debian.org/debian"
+    envhub_url: str | None = Field(
+        None, description="EnvHub database URL; default sqlite:///<home>/envhub.db"
+    )
 
     @model_validator(mode="after")
     def _derive_dirs(self) -> SandboxSettings:
