@@ -1,0 +1,179 @@
+"""Where the control plane's sandboxes run, behind one small seam.
+
+``SandboxBackend`` is all the routes need: "create a sandbox for this spec",
+"give me the ``Sandbox`` for this id", plus what reconciliation and snapshots
+use. ``LocalBackend`` runs them on this host's engine through the embedded
+``openale.sandbox`` API; a Ray backend would place them on cluster nodes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import Protocol
+
+from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec, Snapshot
+from openale.sandbox.audit import AuditLog
+from openale.sandbox.engine import L_AUDIT, L_CREATED, L_DETACHED, L_OWNER, L_SPEC, LABEL
+from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SessionClosedError
+from openale.sandbox.runtime import CONTAINER_PREFIX, DockerRuntime, now
+from openale.sandbox.sandbox import Session, delete_snapshot, load_snapshot
+
+# Every container this control plane starts carries the store's id and the
+# owner, so a restarted server can tell its own containers from anyone else's.
+L_SERVER, L_SERVER_OWNER = "openale.server", "openale.server.owner"
+
+
+class SandboxBackend(Protocol):
+    """The seam between the HTTP routes and wherever sandboxes actually run."""
+
+    def create(self, sandbox_id: str, spec: SandboxSpec, owner: str) -> Sandbox: ...
+
+    def get(self, sandbox_id: str, spec: SandboxSpec) -> Sandbox: ...
+
+    def remove(self, sandbox_id: str) -> bool: ...
+
+    def containers(self) -> dict[str, str]:
+        """``{sandbox id: engine state}`` of every container labelled as this server's."""
+        ...
+
+    def session(self, sandbox_id: str, session_id: str) -> Session: ...
+
+    def add_session(self, sandbox_id: str, session: Session) -> None: ...
+
+    def drop_session(self, sandbox_id: str, session_id: str) -> None: ...
+
+    def forget_sessions(self, sandbox_id: str) -> None: ...
+
+    def snapshot(self, sandbox: Sandbox) -> Snapshot: ...
+
+    def delete_snapshot(self, snapshot_id: str) -> None: ...
+
+
+def new_sandbox_id() -> str:
+    return "sb-" + secrets.token_hex(6)
+
+
+class LocalBackend:
+    """Sandboxes on this host's container engine, one cached ``Sandbox`` handle per id."""
+
+    def __init__(self, settings: SandboxSettings, server_id: str):
+        self.settings = settings
+        self.server_id = server_id
+        self.runtime = DockerRuntime(settings)
+        self._handles: dict[str, Sandbox] = {}
+        self._sessions: dict[tuple[str, str], Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self, sandbox_id: str, spec: SandboxSpec, owner: str) -> Sandbox:
+        """Start a detached sandbox: it outlives this process, the store tracks it."""
+        labels = {
+            L_CREATED: now().isoformat(),
+            L_SPEC: spec.model_dump_json(),
+            L_OWNER: "",
+            L_DETACHED: "1",
+            L_AUDIT: str(self.settings.audit_dir),
+            **spec.labels,
+            L_SERVER: self.server_id,
+            L_SERVER_OWNER: owner,
+        }
+        audit = AuditLog(self.settings.audit_dir)
+        started = time.monotonic()
+        audit.record(sandbox_id, "lifecycle", "pending", detail={"spec": spec.model_dump()})
+        try:
+            container = self.runtime.create(sandbox_id, spec, labels)
+        except SandboxError as e:
+            audit.record(sandbox_id, "lifecycle", "failed", detail={"error": str(e)})
+            raise
+        audit.record(
+            sandbox_id,
+            "lifecycle",
+            "running",
+            duration_s=time.monotonic() - started,
+            detail={"container": container, "server": self.server_id},
+        )
+        sb = Sandbox(
+            sandbox_id, container, spec, detached=True, settings=self.settings, runtime=self.runtime
+        )
+        with self._lock:
+            self._handles[sandbox_id] = sb
+        return sb
+
+    def get(self, sandbox_id: str, spec: SandboxSpec) -> Sandbox:
+        with self._lock:
+            sb = self._handles.get(sandbox_id)
+            if sb is None:
+                # Adopted after a restart: the container name is derived from the id.
+                sb = Sandbox(
+                    sandbox_id,
+                    CONTAINER_PREFIX + sandbox_id,
+                    spec,
+                    detached=True,
+                    settings=self.settings,
+                    runtime=self.runtime,
+                )
+                self._handles[sandbox_id] = sb
+            return sb
+
+    def remove(self, sandbox_id: str) -> bool:
+        with self._lock:
+            sb = self._handles.pop(sandbox_id, None)
+            for key in [k for k in self._sessions if k[0] == sandbox_id]:
+                self._sessions.pop(key)
+        if sb is not None:
+            sb.sessions.close_all()
+        removed = self.runtime.remove(CONTAINER_PREFIX + sandbox_id)
+        if removed:
+            AuditLog(self.settings.audit_dir).record(sandbox_id, "lifecycle", "deleted")
+        return removed
+
+    def containers(self) -> dict[str, str]:
+        rows = self.runtime.api.containers(
+            all=True, filters={"label": [LABEL, f"{L_SERVER}={self.server_id}"]}
+        )
+        return {c["Labels"][LABEL]: c["State"] for c in rows}
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def add_session(self, sandbox_id: str, session: Session) -> None:
+        with self._lock:
+            self._sessions[(sandbox_id, session.id)] = session
+
+    def session(self, sandbox_id: str, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.get((sandbox_id, session_id))
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
+        if session.closed:
+            raise SessionClosedError(f"session {session_id} has exited")
+        return session
+
+    def drop_session(self, sandbox_id: str, session_id: str) -> None:
+        with self._lock:
+            session = self._sessions.pop((sandbox_id, session_id), None)
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
+        session.close()
+
+    def forget_sessions(self, sandbox_id: str) -> None:
+        """Drop the session handles of a restarted sandbox (its shells were killed)."""
+        with self._lock:
+            for key in [k for k in self._sessions if k[0] == sandbox_id]:
+                self._sessions.pop(key)
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def snapshot(self, sandbox: Sandbox) -> Snapshot:
+        return sandbox.snapshot()
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        try:
+            snap = load_snapshot(snapshot_id, self.settings)
+        except SandboxError:
+            return  # already gone from the engine
+        delete_snapshot(snap, self.settings)
+
+
+class SessionNotFoundError(SandboxNotFoundError):
+    """No open session with this id (never created, closed, or lost in a server restart)."""

@@ -1,0 +1,404 @@
+"""The control plane's state: tokens, sandboxes, idempotency keys, snapshots, audit.
+
+SQLAlchemy 2 over SQLite by default or PostgreSQL by URL; the SQL stays
+portable (no JSON operators, no dialect-specific upserts). The store is the
+truth about who owns what and what state a sandbox is in; the reaper and the
+start-up reconciliation keep it in line with the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from openale.sandbox.spec import SandboxInfo, SandboxSpec, Snapshot
+from openale.server.schemas import ADMIN_SCOPE, AuditRecord, TokenCreated, TokenInfo
+
+ACTIVE_STATES = ("pending", "running")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every control-plane table (EnvHub's included)."""
+
+
+class MetaRow(Base):
+    __tablename__ = "ale_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class TokenRow(Base):
+    __tablename__ = "ale_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    scopes: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+    def info(self) -> TokenInfo:
+        return TokenInfo(
+            id=self.id,
+            owner=self.owner,
+            scopes=self.scope_list,
+            created_at=_utc(self.created_at),
+            revoked=self.revoked,
+        )
+
+
+class SandboxRow(Base):
+    __tablename__ = "ale_sandboxes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    spec: Mapped[str] = mapped_column(Text)  # SandboxSpec JSON
+    env: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_active_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def sandbox_spec(self) -> SandboxSpec:
+        return SandboxSpec.model_validate_json(self.spec)
+
+    def info(self) -> SandboxInfo:
+        spec = self.sandbox_spec
+        return SandboxInfo(
+            id=self.id,
+            status=self.state,
+            image=spec.image,
+            created_at=_utc(self.created_at),
+            last_active_at=_utc(self.last_active_at),
+            ttl_s=spec.ttl_s,
+            deadline_s=spec.deadline_s,
+            detached=True,
+            owner=self.owner,
+            spec=spec,
+        )
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "ale_idempotency"
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    sandbox_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SnapshotRow(Base):
+    __tablename__ = "ale_snapshots"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    image: Mapped[str] = mapped_column(String(256))
+    source_sandbox: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    spec: Mapped[str] = mapped_column(Text)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            id=self.id,
+            image=self.image,
+            source_sandbox=self.source_sandbox,
+            created_at=_utc(self.created_at),
+            spec=SandboxSpec.model_validate_json(self.spec),
+        )
+
+
+class AuditRow(Base):
+    __tablename__ = "ale_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(256))
+    op: Mapped[str] = mapped_column(String(64))
+    sandbox: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bytes_in: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bytes_out: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+    def record(self) -> AuditRecord:
+        return AuditRecord(
+            id=self.id,
+            ts=_utc(self.ts),
+            owner=self.owner,
+            token_id=self.token_id,
+            method=self.method,
+            route=self.route,
+            op=self.op,
+            sandbox=self.sandbox,
+            status_code=self.status_code,
+            exit_code=self.exit_code,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            duration_s=self.duration_s,
+            detail=json.loads(self.detail or "{}"),
+        )
+
+
+class Store:
+    """Typed operations over the control-plane database (thread-safe; one per app)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
+        else:
+            kwargs.update(pool_size=20, max_overflow=40)
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- identity ---------------------------------------------------------------------
+
+    def server_id(self) -> str:
+        """This store's stable id; containers are labelled with it, so a restart adopts them."""
+        with self.session() as s:
+            row = s.get(MetaRow, "server_id")
+            if row is not None:
+                return row.value
+        try:
+            with self.session() as s:
+                s.add(MetaRow(key="server_id", value="srv-" + secrets.token_hex(6)))
+        except IntegrityError:
+            pass  # another process created it at the same moment
+        with self.session() as s:
+            return s.get(MetaRow, "server_id").value
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def create_token(self, owner: str, scopes: list[str] | None = None) -> TokenCreated:
+        secret = "ale_" + secrets.token_urlsafe(32)
+        token_id = "tok-" + secrets.token_hex(6)
+        scopes = sorted(set(scopes or []))
+        with self.session() as s:
+            s.add(
+                TokenRow(
+                    id=token_id,
+                    secret_hash=hash_secret(secret),
+                    owner=owner,
+                    scopes=" ".join(scopes),
+                    created_at=utcnow(),
+                    revoked=False,
+                )
+            )
+        return TokenCreated(id=token_id, token=secret, owner=owner, scopes=scopes)
+
+    def authenticate(self, secret: str) -> TokenRow | None:
+        """The live token with this secret, or None (unknown or revoked)."""
+        with self.session() as s:
+            row = s.scalar(select(TokenRow).where(TokenRow.secret_hash == hash_secret(secret)))
+            if row is None or row.revoked:
+                return None
+            return row
+
+    def list_tokens(self) -> list[TokenInfo]:
+        with self.session() as s:
+            return [r.info() for r in s.scalars(select(TokenRow).order_by(TokenRow.created_at))]
+
+    def revoke_token(self, token_id: str) -> bool:
+        with self.session() as s:
+            res = s.execute(update(TokenRow).where(TokenRow.id == token_id).values(revoked=True))
+            return res.rowcount > 0
+
+    # -- sandboxes --------------------------------------------------------------------
+
+    def add_sandbox(self, sandbox_id: str, owner: str, spec: SandboxSpec, env: str | None) -> None:
+        created = utcnow()
+        deadline = created + timedelta(seconds=spec.deadline_s) if spec.deadline_s else None
+        with self.session() as s:
+            s.add(
+                SandboxRow(
+                    id=sandbox_id,
+                    owner=owner,
+                    spec=spec.model_dump_json(),
+                    env=env,
+                    state="pending",
+                    created_at=created,
+                    last_active_at=created,
+                    deadline_at=deadline,
+                )
+            )
+
+    def get_sandbox(self, sandbox_id: str) -> SandboxRow | None:
+        with self.session() as s:
+            return s.get(SandboxRow, sandbox_id)
+
+    def list_sandboxes(
+        self, owner: str | None = None, states: tuple[str, ...] | None = None
+    ) -> list[SandboxRow]:
+        q = select(SandboxRow).order_by(SandboxRow.created_at)
+        if owner is not None:
+            q = q.where(SandboxRow.owner == owner)
+        if states is not None:
+            q = q.where(SandboxRow.state.in_(states))
+        with self.session() as s:
+            return list(s.scalars(q))
+
+    def set_state(self, sandbox_id: str, state: str, error: str | None = None) -> None:
+        values: dict[str, Any] = {"state": state}
+        if error is not None:
+            values["error"] = error
+        with self.session() as s:
+            s.execute(update(SandboxRow).where(SandboxRow.id == sandbox_id).values(**values))
+
+    def touch(self, sandbox_id: str) -> None:
+        with self.session() as s:
+            s.execute(
+                update(SandboxRow)
+                .where(SandboxRow.id == sandbox_id)
+                .values(last_active_at=utcnow())
+            )
+
+    def forget_sandbox(self, sandbox_id: str) -> None:
+        """Remove every trace of a sandbox that never existed (refused at creation)."""
+        with self.session() as s:
+            s.execute(delete(IdempotencyRow).where(IdempotencyRow.sandbox_id == sandbox_id))
+            s.execute(delete(SandboxRow).where(SandboxRow.id == sandbox_id))
+
+    def count_by_state(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(select(SandboxRow.state, func.count()).group_by(SandboxRow.state))
+            return {state: n for state, n in rows}
+
+    # -- idempotency ------------------------------------------------------------------
+
+    def claim_key(self, owner: str, key: str, sandbox_id: str) -> str | None:
+        """Bind ``key`` to ``sandbox_id``; returns the sandbox it was already bound to, if any."""
+        try:
+            with self.session() as s:
+                s.add(
+                    IdempotencyRow(owner=owner, key=key, sandbox_id=sandbox_id, created_at=utcnow())
+                )
+            return None
+        except IntegrityError:
+            with self.session() as s:
+                row = s.get(IdempotencyRow, (owner, key))
+                return row.sandbox_id if row else None
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def add_snapshot(self, snap: Snapshot, owner: str) -> None:
+        with self.session() as s:
+            s.add(
+                SnapshotRow(
+                    id=snap.id,
+                    owner=owner,
+                    image=snap.image,
+                    source_sandbox=snap.source_sandbox,
+                    created_at=snap.created_at,
+                    spec=snap.spec.model_dump_json(),
+                )
+            )
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotRow | None:
+        with self.session() as s:
+            return s.get(SnapshotRow, snapshot_id)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self.session() as s:
+            s.execute(delete(SnapshotRow).where(SnapshotRow.id == snapshot_id))
+
+    # -- audit ------------------------------------------------------------------------
+
+    def add_audit(self, **fields: Any) -> None:
+        detail = fields.pop("detail", None) or {}
+        with self.session() as s:
+            s.add(AuditRow(ts=utcnow(), detail=json.dumps(detail, default=str), **fields))
+
+    def query_audit(
+        self,
+        owner: str | None,
+        sandbox: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AuditRecord]:
+        """Records oldest first; ``owner=None`` means everyone's (admin)."""
+        q = select(AuditRow).order_by(AuditRow.id)
+        if owner is not None:
+            q = q.where(AuditRow.owner == owner)
+        if sandbox is not None:
+            q = q.where(AuditRow.sandbox == sandbox)
+        if since is not None:
+            q = q.where(AuditRow.ts >= since)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.session() as s:
+            for row in s.scalars(q):
+                yield row.record()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets readers run while one writer commits; the busy timeout makes
+    # concurrent writers wait for each other instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def is_admin(scopes: list[str]) -> bool:
+    return ADMIN_SCOPE in scopes
