@@ -210,6 +210,16 @@ def test_chunk_mean_averages_over_the_masked_tokens_of_each_chunk():
     close(values.grad, mask.float())
 
 
+def test_chunk_mean_is_exact_for_long_bfloat16_chunks():
+    # One chunk of 301 tokens: 256 ones, then 45 zeros. Accumulated in bfloat16 both the
+    # sum and the count stop growing at 256 and the mean would come out as 1.
+    values = torch.tensor([[0.0] + [1.0] * 256 + [0.0] * 45], dtype=torch.bfloat16)
+    index = torch.tensor([[-1] + [0] * 301])
+    mask = index >= 0
+    close(chunk_mean(values, index, mask)[0, 1:], torch.full((301,), 256 / 301))
+    close(aggregate(values, mask), 256 / 301)
+
+
 def test_chunk_ratio_is_exp_of_the_chunk_mean_log_ratio():
     old = torch.zeros(2, 5)
     logp = t([[0, 0.2, 0.4, -1.0, 0], [0, 0.3, 0, 0, 0]])

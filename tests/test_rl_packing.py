@@ -14,10 +14,12 @@ import torch
 from openale.agent.models.local import LocalPolicy
 from openale.agent.models.smollm import tiny_random_model
 from openale.agent.trajectory import Chunk, ToolCall, ToolResult, Trajectory
+from openale.rl.losses import chunk_returns, ipa_loss
 from openale.rl.packing import (
     PackedBatch,
     Sample,
     TrajectoryTokensError,
+    micro_batch_indices,
     micro_batches,
     pack,
     samples_from_trajectory,
@@ -118,6 +120,30 @@ def test_behaviour_logprobs_line_up_with_a_forward_pass_over_the_packed_batch(po
     assert diff.max() <= 1e-3, f"max |delta logprob| {diff.max():.2e}"
 
 
+def test_ipa_over_a_packed_rollout_sees_no_mismatch_and_reaches_the_weights(policy, rollout):
+    traj, _ = rollout
+    batch = pack(samples_from_trajectory(traj), pad_id=policy.pad_id)
+    model = policy.model
+    model.zero_grad()
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).logits
+    logp = torch.log_softmax(logits[:, :-1].float(), -1)
+    logp = logp.gather(-1, batch.input_ids[:, 1:, None])[..., 0]  # [B, T-1]
+    logp = torch.nn.functional.pad(logp, (1, 0))  # [B, T]: position 0 has no log-prob
+    args = (batch.rewards, batch.chunk_index, batch.num_chunks, batch.loss_mask)
+    loss, stats = ipa_loss(logp, logp.detach(), batch.behaviour_logprobs, *args)
+    # Generator and trainer agree (same weights): nothing is dropped, every ratio is 1.
+    assert stats["mismatch_dropped_chunks"] == 0 and stats["chunks"] == 5
+    assert stats["mismatch_max"] == pytest.approx(1.0, abs=1e-3)
+    assert stats["ratio_mean"] == pytest.approx(1.0)
+    returns = chunk_returns(batch.rewards, batch.chunk_index, batch.num_chunks)
+    expected = -(returns * logp)[batch.loss_mask].sum() / batch.num_tokens
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    grad = model.get_input_embeddings().weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    model.zero_grad()
+
+
 def test_pack_pads_right_and_carries_chunk_fields(policy, rollout):
     traj, sequences = rollout
     other = traj.model_copy(update={"id": "traj-other", "task_id": "toy/other", "reward": -1.0})
@@ -209,8 +235,9 @@ def test_reward_and_group_come_from_the_trajectory_unless_given():
         samples_from_trajectory(traj)
     (s,) = samples_from_trajectory(traj, reward=-1)
     assert (s.reward, s.group) == (-1.0, "round3")
-    (s,) = samples_from_trajectory(traj, reward=2.0, group="mine")
-    assert (s.reward, s.group) == (2.0, "mine")
+    (s,) = samples_from_trajectory(traj, reward=2.0, group="mine", imitation=True)
+    assert (s.reward, s.group, s.imitation) == (2.0, "mine", True)
+    assert pack([s, _sample(3)], pad_id=0).imitation.tolist() == [True, False]
 
 
 def test_failed_chunks_are_marked_per_token():
@@ -240,6 +267,8 @@ def test_micro_batches_keep_the_padded_size_within_budget():
         assert padded <= 20 or len(b) == 1  # a 30-token sample alone exceeds any batch
     # longest first: [30], [9, 8], [4, 3, 2]
     assert [[len(s) for s in b] for b in batches] == [[30], [9, 8], [4, 3, 2]]
+    indices = micro_batch_indices(samples, max_tokens=20)
+    assert [[samples[i] for i in b] for b in indices] == batches
     with pytest.raises(ValueError, match="positive"):
         micro_batches(samples, 0)
     with pytest.raises(ValueError, match="at least one"):

@@ -60,7 +60,7 @@ def _masked(values: Tensor, mask: Tensor) -> Tensor:
 def aggregate(values: Tensor, mask: Tensor, mode: Agg = "token-mean") -> Tensor:
     """A scalar mean of ``values`` [B, T] over ``mask`` [B, T]; 0 when the mask is empty."""
     mask = mask.bool()
-    v = _masked(values, mask)
+    v = _masked(values.float(), mask)  # sums in float32 even when values are bfloat16
     if mode == "token-mean":
         return v.sum() / mask.sum().clamp(min=1)
     if mode == "seq-mean-token-mean":
@@ -89,7 +89,11 @@ def group_advantages(
 
 
 def _chunk_sums(values: Tensor, chunk_index: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per (row, chunk) sums and token counts [B, K], and each token's flat key [B, T]."""
+    """Per (row, chunk) sums and token counts [B, K], and each token's flat key [B, T].
+
+    Accumulated in float32: a bfloat16 count is inexact past 256 tokens.
+    """
+    values = values.float()
     b, _ = values.shape
     keep = mask.bool() & (chunk_index >= 0)
     k = int(chunk_index.max()) + 1 if chunk_index.numel() else 0
