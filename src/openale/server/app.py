@@ -80,4 +80,9 @@ def _include_envhub(app: FastAPI) -> None:
         if e.name != "openale.server.envhub_routes":
             raise
         return
+    except ImportError as e:
+        # The sandbox routes must not go down with the registry: serve without
+        # /v1/envs and say why.
+        log.warning("EnvHub routes are not served: %s", e)
+        return
     app.include_router(module.router)
