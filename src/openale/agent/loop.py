@@ -90,13 +90,17 @@ class Agent:
 
     def run(
         self,
-        instruction: str,
+        instruction: str | None,
         env: Environment,
         *,
         task_id: str | None = None,
         resume: Trajectory | None = None,
         subagents: Any = None,
     ) -> Trajectory:
+        """Run until done; ``resume`` continues a trajectory, with ``instruction`` as a
+        follow-up user turn, or (``instruction=None``) right where it stopped."""
+        if resume is None and instruction is None:
+            raise ValueError("an instruction is needed unless a trajectory is resumed")
         traj = resume or Trajectory(
             task_id=task_id,
             agent=self.name,
@@ -106,8 +110,10 @@ class Agent:
             instruction=instruction,
         )
         if resume is not None:
-            # Continuing a session: the new instruction is a follow-up turn.
-            traj.user_turns.append(UserTurn(at=len(traj.chunks), content=instruction))
+            # Continuing a session: the new instruction is a follow-up turn. Without
+            # one the agent carries on (RL restarts from an expert prefix this way).
+            if instruction is not None:
+                traj.user_turns.append(UserTurn(at=len(traj.chunks), content=instruction))
             traj.outcome, traj.error, traj.ended_at = None, None, None
         ctx = ToolContext(env=env)
         if self.tools.get("task") is not None:
