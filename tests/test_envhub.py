@@ -7,6 +7,7 @@ import io
 import json
 import secrets
 import tarfile
+from datetime import timedelta
 from pathlib import Path
 
 import docker.errors
@@ -23,8 +24,10 @@ from openale.sandbox.envhub import (
     EnvNotFoundError,
     EnvStateError,
     InvalidEnvError,
+    check_image_access,
     parse_ref,
 )
+from openale.sandbox.envhub.store import envs_table
 from tests.conftest import BASE_IMAGE
 
 runner = CliRunner()
@@ -142,6 +145,22 @@ def test_a_build_cannot_start_or_be_deleted_while_one_runs(hub, tmp_path):
     assert "already building" in refused[0] and "is building" in refused[1]
 
 
+def test_a_build_left_behind_by_a_dead_process_does_not_block_forever(hub, tmp_path):
+    name = unique()
+    row = hub.register(name, "1.0", context=folder(tmp_path, GOOD, **{"hello.txt": "x"}))
+    record = hub.store.row("local", name, "1.0")
+    hub.store.update(record["id"], status="building")
+    with pytest.raises(EnvStateError, match="already building"):
+        hub.build(name, "1.0")
+    # The same record, last touched longer ago than any build may take: a crashed builder.
+    long_ago = row.created_at - hub.store.stale_after - timedelta(seconds=1)
+    with hub.store.engine.begin() as conn:
+        conn.execute(
+            envs_table.update().where(envs_table.c.id == record["id"]).values(updated_at=long_ago)
+        )
+    assert hub.build(name, "1.0").status == "ready"
+
+
 def test_duplicates_are_refused_and_owners_are_isolated(hub, tmp_path):
     name = unique()
     ctx = folder(tmp_path, GOOD, **{"hello.txt": "x"})
@@ -199,6 +218,28 @@ def test_register_an_existing_image(hub, engine):
         hub.register(name, "1.0", image="example.invalid/nothing:1")
     with pytest.raises(EnvNotFoundError):
         hub.get(name, "1.0")
+
+
+def test_an_image_env_keeps_its_copy_when_the_source_tag_goes(hub, engine):
+    source = f"openale/envhub-test-source:{secrets.token_hex(3)}"
+    engine.api.tag(BASE_IMAGE, *source.split(":"))
+    env = hub.register(unique(), "1.0", image=source)
+    engine.api.remove_image(source)
+    lines: list[str] = []
+    assert hub.build(env.name, env.version, on_log=lines.append).status == "ready"
+    assert "keeps the last copy" in lines[0]
+    with Sandbox.create(image=f"env:{env.ref}", memory="256m") as sb:
+        assert sb.commands.run("echo ok").stdout == "ok\n"
+
+
+def test_other_owners_env_images_are_refused_by_tag():
+    check_image_access("openale/env/alice/web:1.0", "alice")
+    check_image_access(BASE_IMAGE, "bob")
+    check_image_access("openale/env/count-lines:aa3d579b6cdddc0c", "bob")  # task images
+    with pytest.raises(EnvNotFoundError):
+        check_image_access("openale/env/alice/web:1.0", "bob")
+    with pytest.raises(EnvNotFoundError):  # an owner whose name folds to another's
+        check_image_access("openale/env/alice/web:1.0", "Alice")
 
 
 def test_bad_names_folders_and_archives_are_refused(hub, tmp_path):

@@ -38,6 +38,7 @@ from openale.sandbox.envhub.model import (
     EnvStateError,
     EnvStatus,
     InvalidEnvError,
+    check_image_access,
     image_tag,
     parse_ref,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "EnvStateError",
     "EnvStatus",
     "InvalidEnvError",
+    "check_image_access",
     "image_tag",
     "parse_ref",
     "resolve_env",

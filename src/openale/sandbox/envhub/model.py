@@ -101,8 +101,26 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def image_tag(owner: str, name: str, version: str) -> str:
     """The local image of an environment: ``openale/env/<owner>/<name>:<version>``."""
+    return f"{ENV_REPOSITORY}/{_owner_component(owner)}/{name}:{version}"
+
+
+def check_image_access(image: str, owner: str) -> None:
+    """Refuse a sandbox image that is another owner's EnvHub image (as if it did not exist).
+
+    For the control plane, where ``spec.image`` is whatever a caller sends:
+    EnvHub tags are ``openale/env/<owner>/<name>:<version>``, so one owner
+    could otherwise start another's environment by its tag. Task images
+    (``openale/env/<task>:<digest>``) and every other image pass.
+    """
+    parts = image.split("/")
+    if image.startswith(ENV_REPOSITORY + "/") and len(parts) == 4:
+        if parts[2] != _owner_component(owner):
+            raise EnvNotFoundError(f"no environment image {image!r}")
+
+
+def _owner_component(owner: str) -> str:
     component = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")
     if component != owner:
         # Two owners must never share a tag, whatever their names fold to.
         component = f"{component or 'owner'}-{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
-    return f"{ENV_REPOSITORY}/{component}/{name}:{version}"
+    return component
