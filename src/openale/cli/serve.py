@@ -138,3 +138,7 @@ def token_revoke(
         print_error(f"no token {token_id!r}")
         raise typer.Exit(1)
     console.print(f"revoked {token_id}", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m openale.cli.serve`
+    serve_app()
