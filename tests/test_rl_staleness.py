@@ -8,12 +8,16 @@ from dataclasses import dataclass
 
 import pytest
 
+from openale.rl.config import TrainConfig
+from openale.rl.pipeline import TrainingRun
+from openale.rl.scalars import read_metrics
 from openale.rl.staleness import (
     BufferClosedError,
     SampleGroup,
     StalenessBuffer,
     VersionGate,
 )
+from openale.rl.trainer import Trainer
 
 
 @dataclass
@@ -156,3 +160,57 @@ def test_version_gate_with_no_lead_is_synchronous():
     assert sync.wait_turn(timeout=30)
     sync.close()
     assert not sync.wait_turn(timeout=30)
+
+
+# -- a real asynchronous run: tiny random policy, real sandboxes and verifiers ------------
+
+
+class RecordingTrainer(Trainer):
+    """The real trainer, also keeping what each optimizer step was given."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[int, list[list[int]]]] = []
+
+    def train_step(self, samples, imitation=()):
+        # Per sample: the policy version of each chunk it trains on.
+        seen = [[s.chunk_versions[k] for k in s.chunks] for s in samples]
+        self.received.append((self.version, seen))
+        return super().train_step(samples, imitation)
+
+
+@pytest.mark.slow
+def test_async_run_never_trains_on_a_sample_beyond_eta(tmp_path):
+    """Generation runs three steps ahead while eta is 1: stale groups must be dropped."""
+    eta = 1
+    config = TrainConfig.model_validate(
+        {
+            "model": {"name_or_path": "tiny-random"},
+            "tasks": {"suite": "toy", "names": ["count-lines", "first-line", "create-hello-file"]},
+            "rollout": {"group_size": 2, "max_turns": 2, "max_new_tokens": 16, "concurrency": 2},
+            "trainer": {"lr": 1e-3, "micro_batch_tokens": 16384},
+            "steps": 4,
+            "tasks_per_step": 1,
+            "groups_in_flight": 3,  # four groups start on version 0 ...
+            "staleness": {"eta": eta, "max_ahead": 3},  # ... and may be used up to version 1
+            "eval": {"enabled": False},
+            "checkpoint_every": 100,
+            "out_dir": str(tmp_path / "run"),
+        }
+    )
+    run = TrainingRun(config, progress=False, trainer_cls=RecordingTrainer)
+    summary = run.run()
+
+    received = run.trainer.received
+    assert len(received) == 4 and summary["steps"] == 4
+    for version, samples in received:
+        assert samples, "a step trained on nothing"
+        for chunk_versions in samples:
+            assert chunk_versions and all(0 <= v <= version for v in chunk_versions)
+            assert version - min(chunk_versions) <= eta
+    # The run really was asynchronous and really did meet stale samples.
+    assert any(version - min(min(s) for s in samples) == 1 for version, samples in received)
+    assert summary["dropped_samples"] == run.buffer.dropped_samples > 0
+    metrics = read_metrics(tmp_path / "run" / "logs")
+    assert sum(r["dropped"] for r in metrics) == summary["dropped_samples"]
+    assert all(r["staleness_max"] <= eta for r in metrics)

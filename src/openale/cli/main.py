@@ -12,6 +12,7 @@ from openale.cli.sandbox import sandbox_app
 from openale.cli.serve import serve_app
 from openale.cli.serve_model import serve_model_command
 from openale.cli.tasks import tasks_app
+from openale.cli.train import train_command
 
 app = typer.Typer(
     name="ale",
@@ -27,6 +28,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(serve_app, name="serve")
 app.command("run")(run_command)
 app.command("serve-model")(serve_model_command)
+app.command("train")(train_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,6 +63,7 @@ class Taken:
     version: int  # the trainer version the groups were checked against
     dropped_samples: int = 0
     dropped_groups: int = 0  # groups left with no fresh sample
+    dropped_tickets: list[int] = field(default_factory=list)  # their tickets
     waited_s: float = 0.0
 
     @property
@@ -142,6 +143,7 @@ class StalenessBuffer:
         if not fresh:
             self.dropped_groups += 1
             taken.dropped_groups += 1
+            taken.dropped_tickets.append(group.ticket)
             return
         group.samples = fresh
         taken.groups.append(group)

@@ -1,0 +1,242 @@
+"""The generation side of training: which task comes next, who rolls it out, and when.
+
+A run walks a deterministic *task schedule*: ticket ``i`` names the task of
+the ``i``-th rollout group (a shuffled pass over the train tasks per epoch,
+seeded by the run's seed), so a resumed run trains on the same tasks.
+
+A ``Dispatcher`` thread hands tickets to a generation back end (threads of
+this process sharing one ``LocalPolicy``, or Ray actors) as fast as the
+``VersionGate`` allows, and puts each finished group into the
+``StalenessBuffer`` the trainer takes from. The gate makes the same loop
+synchronous (``ahead = 0``) or asynchronous (``ahead = eta``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from openale.agent.models.local import LocalPolicy
+from openale.rl.packing import samples_from_trajectory
+from openale.rl.rollout import Episode, Rollout
+from openale.rl.staleness import BufferClosedError, SampleGroup, StalenessBuffer, VersionGate
+from openale.tasks.model import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One rollout group to run: the ``index``-th of the schedule, on task ``task``."""
+
+    index: int
+    task: str
+
+
+class TaskSchedule:
+    """Ticket ``i`` -> a task: epoch ``i // n`` is a seeded shuffle of the ``n`` task names."""
+
+    def __init__(self, names: Iterable[str], seed: int = 0):
+        self.names = sorted(set(names))
+        if not self.names:
+            raise ValueError("the task schedule is empty: no task matched the config")
+        self.seed = seed
+        self._epochs: dict[int, list[str]] = {}
+
+    def task(self, index: int) -> str:
+        epoch, pos = divmod(index, len(self.names))
+        if epoch not in self._epochs:
+            order = list(self.names)
+            random.Random(f"{self.seed}/{epoch}").shuffle(order)
+            self._epochs[epoch] = order
+        return self._epochs[epoch][pos]
+
+    def tickets(self, start: int = 0, skip: Iterable[int] = ()) -> Iterator[Ticket]:
+        """Tickets from ``start`` on, leaving out ``skip`` (groups already trained on)."""
+        done = set(skip)
+        index = start
+        while True:
+            if index not in done:
+                yield Ticket(index, self.task(index))
+            index += 1
+
+
+def group_from_episodes(ticket: Ticket, episodes: list[Episode], version: int) -> SampleGroup:
+    """A ``SampleGroup`` of the trainable episodes' samples, with the group's statistics."""
+    samples: list[Any] = []
+    tokens = 0
+    for ep in episodes:
+        if ep.trainable and ep.reward is not None:
+            samples += samples_from_trajectory(ep.trajectory, reward=ep.reward, group=ep.group)
+            tokens += sum(len(c.token_ids or ()) for c in ep.trajectory.chunks)
+    return SampleGroup(
+        ticket=ticket.index,
+        task_id=ticket.task,
+        samples=samples,
+        rewards=[float(ep.reward) for ep in episodes if ep.reward is not None],
+        successes=[ep.passed for ep in episodes],
+        sandbox_s=sum(ep.sandbox_s + ep.tools_s + ep.verify_s for ep in episodes),
+        generated_tokens=tokens,
+        started_version=version,
+        errors=[ep.error for ep in episodes if ep.error],
+    )
+
+
+class GroupRunner:
+    """Runs one ticket: ``group_size`` episodes of its task through the rollout stage."""
+
+    def __init__(self, rollout: Rollout, tasks: dict[str, Task]):
+        self.rollout = rollout
+        self.tasks = tasks
+
+    def __call__(self, ticket: Ticket, version: int) -> SampleGroup:
+        task = self.tasks[ticket.task]
+        requests = self.rollout.requests([task], round=ticket.index)
+        episodes = self.rollout.run_requests(requests, progress=False)
+        return group_from_episodes(ticket, episodes, version)
+
+
+def sync_policy(policy: LocalPolicy, state_dict: dict[str, torch.Tensor], version: int) -> None:
+    """Give a generator the trainer's weights; afterwards ``policy.version == version``.
+
+    ``load_weights`` swaps the weights between two decoding batches and counts
+    one version up, which is the trainer's new version after each step. Only
+    when the two differ by more (a run resumed from a checkpoint, before any
+    generation started) is the version set directly.
+    """
+    policy.load_weights(state_dict)
+    if policy.version != version:
+        policy.version = version
+
+
+class GenerationBackend(Protocol):
+    """Where rollout groups run; ``submit`` is called from the dispatcher thread."""
+
+    slots: int  # groups that may run at once
+
+    def submit(self, ticket: Ticket) -> Future[SampleGroup]: ...
+
+    def sync(self, state_dict: dict[str, torch.Tensor], version: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalGenerators:
+    """Rollout groups on threads of this process, all generating with one ``LocalPolicy``.
+
+    The policy batches the generations of every running episode; ``sync``
+    swaps its weights between two batches while episodes go on.
+    """
+
+    def __init__(self, policy: LocalPolicy, runner: GroupRunner, slots: int):
+        self.policy = policy
+        self.runner = runner
+        self.slots = slots
+        self._pool = ThreadPoolExecutor(slots, thread_name_prefix="rollout-group")
+
+    def submit(self, ticket: Ticket) -> Future[SampleGroup]:
+        return self._pool.submit(lambda: self.runner(ticket, self.policy.version))
+
+    def sync(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
+        sync_policy(self.policy, state_dict, version)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Dispatcher:
+    """Feeds tickets to a back end as the gate allows; finished groups go to the buffer.
+
+    A group with no trainable sample (every episode hit a harness error) is
+    not put: the gate grants a replacement, and after ``max_empty`` such groups
+    in a row the run stops with the last errors, since something is broken.
+    """
+
+    def __init__(
+        self,
+        tickets: Iterator[Ticket],
+        backend: GenerationBackend,
+        gate: VersionGate,
+        buffer: StalenessBuffer,
+        *,
+        max_empty: int = 8,
+        on_group: Callable[[SampleGroup], None] | None = None,
+    ):
+        self.tickets = tickets
+        self.backend = backend
+        self.gate = gate
+        self.buffer = buffer
+        self.max_empty = max_empty
+        self.on_group = on_group
+        self.empty_groups = 0
+        self._empty_in_a_row = 0
+        self._slots = threading.Semaphore(backend.slots)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rl-dispatcher", daemon=True)
+
+    def start(self) -> Dispatcher:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        try:
+            for ticket in self.tickets:
+                if not self.gate.wait_turn():
+                    return
+                while not self._slots.acquire(timeout=0.5):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                future = self.backend.submit(ticket)
+                future.add_done_callback(self._done)
+        except Exception as e:  # the trainer must hear about it, not wait forever
+            log.exception("the rollout dispatcher failed")
+            self.buffer.close(e)
+
+    def _done(self, future: Future[SampleGroup]) -> None:
+        self._slots.release()
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            if not self._stop.is_set():
+                self.buffer.close(error)
+            return
+        group = future.result()
+        if self.on_group is not None:
+            self.on_group(group)
+        if group.samples:
+            with self._lock:
+                self._empty_in_a_row = 0
+            try:
+                self.buffer.put(group)
+            except BufferClosedError:
+                pass  # the run is ending; the group is not needed
+            return
+        with self._lock:
+            self.empty_groups += 1
+            self._empty_in_a_row += 1
+            broken = self._empty_in_a_row >= self.max_empty
+        if broken:
+            why = "; ".join(dict.fromkeys(group.errors)) or "no episode produced tokens"
+            self.buffer.close(
+                f"{self._empty_in_a_row} rollout groups in a row had no trainable episode "
+                f"(last: {group.task_id}: {why})"
+            )
+            return
+        self.gate.grant(1)
+
+    def stop(self) -> None:
+        """Stop issuing tickets (groups already running are left to the back end)."""
+        self._stop.set()
+        self.gate.close()
+        self._thread.join(timeout=30)
