@@ -168,14 +168,15 @@ class Episode(BaseModel):
 
     @property
     def trainable(self) -> bool:
-        """No harness error, and a trajectory whose chunks carry token ids."""
+        """No harness error, and a trajectory whose own chunks carry token ids.
+
+        Chunks of an expert prefix (initialized resampling) are not the policy's own.
+        """
         traj = self.trajectory
-        return (
-            self.error is None
-            and traj is not None
-            and bool(traj.chunks)
-            and all(c.token_ids is not None for c in traj.chunks)
-        )
+        if self.error is not None or traj is None:
+            return False
+        own = traj.chunks[int(traj.metadata.get("expert_prefix_chunks", 0)) :]
+        return bool(own) and all(c.token_ids is not None for c in own)
 
 
 @dataclass
