@@ -158,7 +158,8 @@ def test_training_rows_separate_the_expert_prefix_from_the_policy():
 
         imitation = imitation_samples(batch.experts[HELLO.name], upto=1, policy=policy)
         assert [r.imitation for r in imitation] == [True]
-        target = [t for t, m in zip(imitation[0].input_ids, imitation[0].loss_mask, strict=True) if m]
+        row = imitation[0]
+        target = [t for t, m in zip(row.input_ids, row.loss_mask, strict=True) if m]
         assert tokenizer.decode(target).startswith(expert.chunks[0].text)
         assert imitation[0].reward == 1.0
     with pytest.raises(ResampleError, match="token ids"):
