@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -13,34 +10,7 @@ import pytest
 from openale.sandbox import SandboxSettings, SandboxSpec
 from openale.server.backend import LocalBackend, new_sandbox_id
 from openale.server.store import Store
-from tests.test_server_support import SMALL, free_port, server_containers, wait_healthy
-
-
-def start_server(db_url: str, log_path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "openale.cli.serve",
-            "--port",
-            str(port),
-            "--db",
-            db_url,
-            "--reap-interval",
-            "0",
-        ],
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ALE_LOG_LEVEL": "info"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, timeout_s=120)
-    except RuntimeError:
-        proc.kill()
-        raise RuntimeError(open(log_path).read()) from None
-    return proc, url
+from tests.test_server_support import SMALL, server_containers, start_server
 
 
 @pytest.mark.slow

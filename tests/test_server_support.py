@@ -6,7 +6,10 @@ No tests here; ``tests/test_server_*.py`` import these.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,3 +103,31 @@ def server_containers(engine, server_id: str) -> set[str]:
         all=True, filters={"label": ["openale.sandbox", f"openale.server={server_id}"]}
     )
     return {c["Labels"]["openale.sandbox"] for c in rows}
+
+
+def start_server(db_url: str, log_path) -> tuple[subprocess.Popen, str]:
+    """`python -m openale.cli.serve` on a free port; returns (process, base url)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openale.cli.serve",
+            "--port",
+            str(port),
+            "--db",
+            db_url,
+            "--reap-interval",
+            "0",
+        ],
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ALE_LOG_LEVEL": "info"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, timeout_s=120)
+    except RuntimeError:
+        proc.kill()
+        raise RuntimeError(open(log_path).read()) from None
+    return proc, url
