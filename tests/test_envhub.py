@@ -109,11 +109,16 @@ def test_rebuild_with_unchanged_dockerfile_is_a_noop_and_force_rebuilds(hub, eng
 
 def test_failing_dockerfile_leaves_the_env_failed_with_error_and_log(hub, tmp_path):
     name = unique()
-    bad = f"FROM {BASE_IMAGE}\nRUN echo about-to-fail && exit 3\n"
+    # The first RUN writes one line in two pieces: the log still shows it whole.
+    bad = (
+        f"FROM {BASE_IMAGE}\nRUN printf 'joined-'; sleep 1; printf 'line\\n'\n"
+        "RUN echo about-to-fail && exit 3\n"
+    )
     hub.register(name, "1.0", context=folder(tmp_path, bad))
+    lines: list[str] = []
     with pytest.raises(EnvBuildError, match="non-zero code: 3") as info:
-        hub.build(name, "1.0")
-    assert "about-to-fail" in info.value.log
+        hub.build(name, "1.0", on_log=lines.append)
+    assert "about-to-fail" in info.value.log and "joined-line" in lines
     env = hub.get(name, "1.0")
     assert env.status == "failed" and "non-zero code: 3" in env.error
     assert "about-to-fail" in hub.build_log(name, "1.0")

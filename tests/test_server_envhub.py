@@ -220,6 +220,14 @@ def test_conflicts_and_bad_input(server, alice):
     r = httpx.get(f"{server.url}/v1/envs")
     assert r.status_code == 401
 
+    settings = server.app.state.ale.settings
+    cap, settings.max_upload_bytes = settings.max_upload_bytes, 1000
+    try:
+        r = register(alice, unique(), **{"big.txt": secrets.token_hex(5000)})
+        assert r.status_code == 413 and error_type(r) == "PayloadTooLarge"
+    finally:
+        settings.max_upload_bytes = cap
+
 
 def test_register_an_image_as_json(server, alice, engine):
     name = unique()

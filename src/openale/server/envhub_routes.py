@@ -203,6 +203,10 @@ async def _read_json(request: Request) -> RegisterEnvRequest:
 
 async def _read_multipart(request: Request) -> tuple[str, str, bytes]:
     cap = app_state(request).settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        # Refused before the body is read, not after it was spooled to disk.
+        raise PayloadTooLarge(f"the upload is {declared} bytes, over the {cap} cap")
     form = await request.form(max_files=1, max_fields=8)
     try:
         name, version, context = form.get("name"), form.get("version"), form.get("context")

@@ -105,13 +105,14 @@ class EnvImages:
                 labels=labels,
                 timeout=timeout_s,
             )
+            lines = _LineSplitter(log)
             for chunk in stream:
-                for line in (chunk.get("stream") or chunk.get("status") or "").splitlines():
-                    if line.strip():
-                        log(line.rstrip())
+                lines.feed(chunk.get("stream") or chunk.get("status") or "")
                 if "error" in chunk:
+                    lines.flush()
                     error = chunk["error"].strip()
                     log(error)
+            lines.flush()
         except docker.errors.APIError as e:
             error = str(e.explanation or e)
         except (docker.errors.DockerException, OSError) as e:
@@ -152,6 +153,26 @@ class EnvImages:
         """Ids of openale sandboxes, running or stopped, started from ``tag``."""
         containers = self.api.containers(all=True, filters={"label": LABEL})
         return sorted(c["Labels"][LABEL] for c in containers if c.get("Image") == tag)
+
+
+class _LineSplitter:
+    """Whole lines out of a stream whose chunks may end mid-line (long RUN output)."""
+
+    def __init__(self, log: LogSink):
+        self.log = log
+        self.pending = ""
+
+    def feed(self, text: str) -> None:
+        # A carriage return (progress bars) ends a line as a newline does.
+        *complete, self.pending = (self.pending + text).replace("\r", "\n").split("\n")
+        for line in complete:
+            if line.strip():
+                self.log(line.rstrip())
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            self.log(self.pending.rstrip())
+        self.pending = ""
 
 
 def from_images(dockerfile: Path) -> list[str]:
