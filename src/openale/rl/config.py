@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from openale.rl.resample import ResampleConfig
 from openale.rl.reward import RewardConfig
 from openale.rl.rollout import RolloutConfig
 from openale.rl.trainer import LoraSettings, TrainerConfig
@@ -81,13 +82,16 @@ class SFTSection(_Section):
     limit: int | None = Field(None, ge=1, description="at most this many tasks")
 
 
-class ResampleSection(_Section):
-    """Initialized resampling: some groups start from anchor chunks of expert trajectories."""
+class ResampleSection(ResampleConfig):
+    """Initialized resampling: some groups restart from anchor chunks of the task's oracle.
+
+    The imitation term on the expert prefix is ``trainer.imitation_coef``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     fraction: float = Field(0.5, ge=0, le=1, description="share of groups that start from anchors")
-    anchors: int = Field(2, ge=1, description="anchor chunks per expert trajectory")
-    imitation_coef: float = Field(0.0, ge=0, description="weight of the expert-prefix term")
 
 
 class EvalSection(_Section):
@@ -148,8 +152,8 @@ class TrainConfig(_Section):
             if self.trainer.lora is not None and self.trainer.lora != self.model.lora:
                 raise ValueError("model.lora and trainer.lora differ: set only model.lora")
             self.trainer.lora = self.model.lora
-        if self.resample.imitation_coef and not self.resample.enabled:
-            raise ValueError("resample.imitation_coef needs resample.enabled = true")
+        if self.trainer.imitation_coef and not self.resample.enabled:
+            raise ValueError("trainer.imitation_coef needs resample.enabled = true")
         return self
 
     @property

@@ -24,7 +24,15 @@ from typing import Any, Protocol
 import torch
 
 from openale.agent.models.local import LocalPolicy
-from openale.rl.packing import samples_from_trajectory
+from openale.rl.resample import (
+    ResampleConfig,
+    ResampleError,
+    Resampler,
+    continuation_samples,
+    imitation_samples,
+    oracle_trajectory,
+    prefix_length,
+)
 from openale.rl.rollout import Episode, Rollout
 from openale.rl.staleness import BufferClosedError, SampleGroup, StalenessBuffer, VersionGate
 from openale.tasks.model import Task
@@ -38,16 +46,18 @@ class Ticket:
 
     index: int
     task: str
+    resample: bool = False  # restart from anchors of the task's oracle trajectory
 
 
 class TaskSchedule:
     """Ticket ``i`` -> a task: epoch ``i // n`` is a seeded shuffle of the ``n`` task names."""
 
-    def __init__(self, names: Iterable[str], seed: int = 0):
+    def __init__(self, names: Iterable[str], seed: int = 0, resample_fraction: float = 0.0):
         self.names = sorted(set(names))
         if not self.names:
             raise ValueError("the task schedule is empty: no task matched the config")
         self.seed = seed
+        self.resample_fraction = resample_fraction
         self._epochs: dict[int, list[str]] = {}
 
     def task(self, index: int) -> str:
@@ -64,18 +74,23 @@ class TaskSchedule:
         index = start
         while True:
             if index not in done:
-                yield Ticket(index, self.task(index))
+                coin = random.Random(f"{self.seed}/resample/{index}").random()
+                yield Ticket(index, self.task(index), coin < self.resample_fraction)
             index += 1
 
 
 def group_from_episodes(ticket: Ticket, episodes: list[Episode], version: int) -> SampleGroup:
-    """A ``SampleGroup`` of the trainable episodes' samples, with the group's statistics."""
+    """A ``SampleGroup`` of the trainable episodes' samples, with the group's statistics.
+
+    Restarts from an expert prefix train only on the chunks the policy wrote.
+    """
     samples: list[Any] = []
     tokens = 0
     for ep in episodes:
         if ep.trainable and ep.reward is not None:
-            samples += samples_from_trajectory(ep.trajectory, reward=ep.reward, group=ep.group)
-            tokens += sum(len(c.token_ids or ()) for c in ep.trajectory.chunks)
+            samples += continuation_samples(ep.trajectory, reward=ep.reward, group=ep.group)
+            own = ep.trajectory.chunks[prefix_length(ep.trajectory) :]
+            tokens += sum(len(c.token_ids or ()) for c in own)
     return SampleGroup(
         ticket=ticket.index,
         task_id=ticket.task,
@@ -90,17 +105,55 @@ def group_from_episodes(ticket: Ticket, episodes: list[Episode], version: int) -
 
 
 class GroupRunner:
-    """Runs one ticket: ``group_size`` episodes of its task through the rollout stage."""
+    """Runs one ticket: ``group_size`` episodes of its task through the rollout stage.
 
-    def __init__(self, rollout: Rollout, tasks: dict[str, Task]):
+    A resample ticket restarts from anchors of the task's oracle trajectory
+    instead (a task without a usable oracle falls back to a plain group); with
+    ``imitation`` the expert prefixes also come back as imitation rows.
+    """
+
+    def __init__(
+        self,
+        rollout: Rollout,
+        tasks: dict[str, Task],
+        resample: ResampleConfig | None = None,
+        imitation: bool = False,
+    ):
         self.rollout = rollout
         self.tasks = tasks
+        self.resampler = Resampler(rollout, resample) if resample is not None else None
+        self.imitation = imitation
 
     def __call__(self, ticket: Ticket, version: int) -> SampleGroup:
         task = self.tasks[ticket.task]
+        if ticket.resample and self.resampler is not None:
+            group = self._resample(ticket, task, version)
+            if group is not None:
+                return group
         requests = self.rollout.requests([task], round=ticket.index)
         episodes = self.rollout.run_requests(requests, progress=False)
         return group_from_episodes(ticket, episodes, version)
+
+    def _resample(self, ticket: Ticket, task: Task, version: int) -> SampleGroup | None:
+        assert self.resampler is not None
+        try:
+            expert = oracle_trajectory(task, self.rollout)
+        except ResampleError as e:
+            log.info("no resampling for %s: %s", task.name, e)
+            return None
+        batch = self.resampler.run([(task, expert)], round=ticket.index, progress=False)
+        if task.name in batch.errors or not batch.episodes:
+            log.info("no resampling for %s: %s", task.name, batch.errors.get(task.name))
+            return None
+        group = group_from_episodes(ticket, batch.episodes, version)
+        group.sandbox_s += batch.prepare_s
+        if self.imitation:
+            filled = batch.experts[task.name]
+            for k in batch.anchors[task.name]:
+                group.imitation += imitation_samples(
+                    filled, upto=k, policy=self.rollout.model, group=f"imitation/{ticket.index}"
+                )
+        return group
 
 
 def sync_policy(policy: LocalPolicy, state_dict: dict[str, torch.Tensor], version: int) -> None:

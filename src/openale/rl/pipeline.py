@@ -129,7 +129,12 @@ class TrainingRun:
             from openale.rl.ray_workers import RayGenerators
 
             return RayGenerators(cfg, [t.path for t in train_tasks], slots=cfg.slots)
-        runner = GroupRunner(self._rollout(self.policy), {t.name: t for t in train_tasks})
+        runner = GroupRunner(
+            self._rollout(self.policy),
+            {t.name: t for t in train_tasks},
+            resample=cfg.resample if cfg.resample.enabled else None,
+            imitation=cfg.trainer.imitation_coef > 0,
+        )
         return LocalGenerators(self.policy, runner, slots=cfg.slots)
 
     # -- the run ---------------------------------------------------------------------------
@@ -188,7 +193,8 @@ class TrainingRun:
         assert trainer is not None and self.policy is not None
         consumed = set(state["consumed_above"])
         frontier = state["frontier"]
-        schedule = TaskSchedule([t.name for t in train_tasks], seed=cfg.seed)
+        fraction = cfg.resample.fraction if cfg.resample.enabled else 0.0
+        schedule = TaskSchedule([t.name for t in train_tasks], cfg.seed, fraction)
         self.buffer = buffer = StalenessBuffer(cfg.eta)
         gate = VersionGate(cfg.staleness.ahead, cfg.tasks_per_step, version=trainer.version)
         backend = self._backend(train_tasks)
