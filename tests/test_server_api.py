@@ -191,7 +191,8 @@ def test_unknown_session_and_command_are_404(alice, sandbox_id):
     base = f"/v1/sandboxes/{sandbox_id}"
     r = alice.post(f"{base}/sessions/sess-nope/run", json={"cmd": "true"})
     assert r.status_code == 404
-    assert alice.post(f"{base}/commands/cmd-nope/interrupt").status_code == 404
+    r = alice.post(f"{base}/commands/cmd-nope/interrupt")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "CommandNotFoundError"
     assert alice.delete(f"{base}/sessions/sess-nope").status_code == 404
 
 
@@ -249,6 +250,22 @@ def test_stream_interrupt_kills_the_command(alice, sandbox_id):
     assert "never" not in result["stdout"]
     procs = run(alice, sandbox_id, PROCESS_LIST)["stdout"]
     assert "sleep 1000" not in procs
+
+
+def test_stream_client_going_away_kills_the_command(alice, sandbox_id):
+    cmd = "echo up; exec sleep 4242"
+    with alice.stream(
+        "POST", f"/v1/sandboxes/{sandbox_id}/commands/stream", json={"cmd": cmd}
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: ") and "up" in line:
+                break
+    # The response is closed mid-stream: the server must kill the command.
+    for _ in range(100):
+        if "sleep 4242" not in run(alice, sandbox_id, PROCESS_LIST)["stdout"]:
+            break
+        threading.Event().wait(0.2)
+    assert "sleep 4242" not in run(alice, sandbox_id, PROCESS_LIST)["stdout"]
 
 
 def test_session_keeps_cwd_env_and_can_be_interrupted(alice, sandbox_id):

@@ -39,6 +39,8 @@ from openale.server.state import app_state
 from openale.server.store import SandboxRow
 
 router = APIRouter(prefix="/v1", tags=["commands"], responses=ERRORS)
+POLL_S = 1.0  # how often a silent stream checks that its client is still there
+KEEPALIVE_S = 15.0  # an SSE comment this often while the command prints nothing
 
 
 class _TeeBuffer(CappedBuffer):
@@ -65,6 +67,10 @@ class StreamingCommand(CommandHandle):
         self._stderr = _TeeBuffer(cap, lambda d: emit(SSE_STDERR, d))
         self._demux = FrameDemuxer(self._stdout, self._stderr)
         self.interrupted = False
+
+
+class CommandNotFoundError(SandboxNotFoundError):
+    """No streaming command with this id is running in the sandbox (it ended, or never was)."""
 
 
 def sse(event: str, data: object) -> bytes:
@@ -127,8 +133,21 @@ async def stream_command(
         finished = False
         try:
             yield sse(SSE_START, {"command_id": command_id})
+            quiet_s = 0.0
             while True:
-                kind, data = await queue.get()
+                try:
+                    kind, data = await asyncio.wait_for(queue.get(), POLL_S)
+                except TimeoutError:
+                    # A silent command gives no send that could fail: look for
+                    # the client going away, and keep proxies from timing out.
+                    if await request.is_disconnected():
+                        return
+                    quiet_s += POLL_S
+                    if quiet_s >= KEEPALIVE_S:
+                        quiet_s = 0.0
+                        yield b": keepalive\n\n"
+                    continue
+                quiet_s = 0.0
                 if kind in decoders:
                     text = decoders[kind].decode(data)
                     if text:
@@ -154,7 +173,8 @@ async def stream_command(
         finally:
             if not finished:  # the client went away: the command goes too
                 handle.interrupted = True
-                await anyio.to_thread.run_sync(handle.kill)
+                # A thread, not an await: this may run inside a cancelled task.
+                threading.Thread(target=handle.kill, name="ale-stream-kill", daemon=True).start()
 
     return StreamingResponse(
         events(),
@@ -172,7 +192,7 @@ def interrupt_command(
     with st.commands_lock:
         entry = st.commands.get(command_id)
     if entry is None or entry[0] != row.id:
-        raise SandboxNotFoundError(f"no running command {command_id!r} in sandbox {row.id}")
+        raise CommandNotFoundError(f"no running command {command_id!r} in sandbox {row.id}")
     handle = entry[1]
     handle.interrupted = True
     handle.kill()
