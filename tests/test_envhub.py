@@ -66,7 +66,9 @@ def build_good(hub: EnvHub, tmp_path: Path, name: str | None = None, version: st
 
 def test_register_build_and_start_a_sandbox_from_name_at_version(hub, engine, tmp_path):
     name = unique()
-    env = hub.register(name, "1.0", context=folder(tmp_path, GOOD, **{"hello.txt": "hi\n"}))
+    # A file unique to this run: no layer cached by an earlier run hides the RUN output.
+    hello = f"hi from {name}\n"
+    env = hub.register(name, "1.0", context=folder(tmp_path, GOOD, **{"hello.txt": hello}))
     assert env.status == "registered" and env.image == f"openale/env/local/{name}:1.0"
     assert env.digest and env.built_at is None
 
@@ -87,7 +89,7 @@ def test_register_build_and_start_a_sandbox_from_name_at_version(hub, engine, tm
     assert [e.ref for e in hub.list()] == [f"{name}@1.0"]
 
     with Sandbox.create(image=f"env:{name}@1.0", memory="256m") as sb:
-        assert sb.commands.run("cat /opt/hello.txt").stdout == "hi\n"
+        assert sb.commands.run("cat /opt/hello.txt").stdout == hello
     assert hub.sandbox_spec(f"{name}@1.0", memory="256m").image == env.image
 
 
@@ -110,8 +112,9 @@ def test_rebuild_with_unchanged_dockerfile_is_a_noop_and_force_rebuilds(hub, eng
 def test_failing_dockerfile_leaves_the_env_failed_with_error_and_log(hub, tmp_path):
     name = unique()
     # The first RUN writes one line in two pieces: the log still shows it whole.
+    # (`: {name}` keeps the engine's layer cache from skipping it on a rerun.)
     bad = (
-        f"FROM {BASE_IMAGE}\nRUN printf 'joined-'; sleep 1; printf 'line\\n'\n"
+        f"FROM {BASE_IMAGE}\nRUN printf 'joined-'; sleep 1; printf 'line\\n'; : {name}\n"
         "RUN echo about-to-fail && exit 3\n"
     )
     hub.register(name, "1.0", context=folder(tmp_path, bad))
@@ -275,7 +278,7 @@ def ale(*args: str):
 
 def test_cli_register_build_ls_show_rm(hub, tmp_path):
     name = unique()
-    ctx = folder(tmp_path, GOOD, **{"hello.txt": "cli\n"})
+    ctx = folder(tmp_path, GOOD, **{"hello.txt": f"cli {name}\n"})
     result = ale("register", name, "1.0", str(ctx))
     assert result.exit_code == 0, result.output
     assert "registered" in result.stdout

@@ -130,7 +130,7 @@ def error_type(response: httpx.Response) -> str:
 
 def test_register_build_streamed_and_start_a_sandbox_from_env(server, alice):
     name = unique()
-    r = register(alice, name, **{"hello.txt": "over http\n"})
+    r = register(alice, name, **{"hello.txt": f"over http {name}\n"})
     assert r.status_code == 201, r.text
     env = r.json()
     assert (env["owner"], env["status"], env["image"]) == (
@@ -165,7 +165,7 @@ def test_register_build_streamed_and_start_a_sandbox_from_env(server, alice):
         r = alice.post(
             f"/v1/sandboxes/{sandbox['id']}/commands", json={"cmd": "cat /opt/hello.txt"}
         )
-        assert r.json()["stdout"] == "over http\n"
+        assert r.json()["stdout"] == f"over http {name}\n"
 
         r = alice.delete(f"/v1/envs/{name}/1.0")
         assert r.status_code == 409 and sandbox["id"] in r.json()["error"]["message"]
