@@ -141,6 +141,25 @@ def test_gradient_accumulation_equals_one_big_batch(tokenizer, tmp_path, algorit
         torch.testing.assert_close(p.grad, grads[n].grad, atol=1e-5, rtol=0)
 
 
+def test_pi_old_from_the_gradient_pass_matches_the_recomputed_one(tokenizer, tmp_path):
+    recompute = make_trainer(tokenizer, tmp_path / "a", micro_batch_tokens=60)
+    reuse = make_trainer(
+        tokenizer, tmp_path / "b", micro_batch_tokens=60, recompute_old_logprobs=False
+    )
+    samples = with_behaviour(recompute, batch(recompute), shift=-1.0)
+    samples[1].behaviour_logprobs = [v - 5.0 for v in samples[1].behaviour_logprobs]
+
+    s1 = recompute.accumulate_gradients(samples)
+    s2 = reuse.accumulate_gradients(samples)
+
+    assert s1.algo["mismatch_dropped_chunks"] == s2.algo["mismatch_dropped_chunks"] == 2
+    for key, value in s1.mismatch.items():
+        assert s2.mismatch[key] == pytest.approx(value, rel=1e-5), key
+    grads = dict(reuse.model.named_parameters())
+    for n, p in recompute.model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n].grad, atol=1e-6, rtol=0)
+
+
 def test_lora_trains_only_the_adapter_and_its_merged_weights_drive_a_local_policy(
     tokenizer, tmp_path
 ):

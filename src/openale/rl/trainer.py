@@ -5,7 +5,9 @@ One ``train_step`` is one optimizer step over a batch of ``Sample`` rows:
 1. split the batch into micro-batches of at most ``micro_batch_tokens`` padded
    tokens, and compute per-batch quantities (group advantages) over all of it;
 2. recompute pi_old for every micro-batch, with no grad, and log how far it
-   is from the behaviour log-probs mu the generator recorded;
+   is from the behaviour log-probs mu the generator recorded (with
+   ``recompute_old_logprobs=False``, pi_old is the gradient pass's own
+   log-probs, detached: the same numbers without dropout, one forward fewer);
 3. for each micro-batch, the loss of the configured algorithm (plus the
    optional KL to a frozen reference and the imitation term), scaled by the
    micro-batch's share of the loss tokens, backward -- so the accumulated
@@ -76,6 +78,10 @@ class TrainerConfig(BaseModel):
     lora: LoraSettings | None = None
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # True: pi_old comes from its own no-grad forward pass before the update. False:
+    # from the gradient pass itself, detached -- the same values when no dropout is
+    # active, since the weights do not change within a step; saves one forward.
+    recompute_old_logprobs: bool = True
 
 
 @dataclass
@@ -259,18 +265,22 @@ class Trainer:
             raise ValueError("train_step needs at least one (non-imitation) sample")
         self.optimizer.zero_grad(set_to_none=True)
         prepared = self._prepare(samples)
-        old = self._old_logprobs(prepared.packs)
+        n = len(prepared.packs)
+        old: list[torch.Tensor | None] = (
+            list(self._old_logprobs(prepared.packs)) if cfg.recompute_old_logprobs else [None] * n
+        )
         refs = self._reference_logprobs(prepared.packs)
         stats = self._base_stats(prepared, samples)
-        stats.mismatch = _mismatch(prepared.packs, old)
 
         self.model.train()
         algo: dict[str, float] = {}
         for i, p in enumerate(prepared.packs):
             weight = prepared.weights[i]
-            if weight == 0:
+            if weight == 0:  # no loss tokens: nothing to learn, no mismatch to measure
                 continue
             logp = self.token_logprobs(p, grad=True)
+            if old[i] is None:  # same weights, no step in between: pi_old is this forward
+                old[i] = logp.detach()
             loss, parts = self._loss(p, logp, old[i], prepared.advantages[i])
             if refs[i] is not None:
                 kl = losses.aggregate(
@@ -285,6 +295,8 @@ class Trainer:
             for k, v in parts.items():  # weighted means (counts become weighted sums)
                 algo[k] = algo.get(k, 0.0) + v * (1.0 if k in _COUNT_STATS else weight)
         stats.algo = algo
+        measured = [(p, o) for p, o in zip(prepared.packs, old, strict=True) if o is not None]
+        stats.mismatch = _mismatch([p for p, _ in measured], [o for _, o in measured])
 
         if imitation and cfg.imitation_coef > 0:
             im = self._prepare(imitation, sft=True)
@@ -435,7 +447,9 @@ _COUNT_STATS = {"tokens", "chunks", "mismatch_dropped_chunks"}
 
 
 def _mismatch(packs: list[PackedBatch], old: list[torch.Tensor]) -> dict[str, float]:
-    """Behaviour mu vs recomputed pi_old over every loss token of the batch."""
+    """Behaviour mu vs pi_old over every loss token of the batch."""
+    if not packs:
+        return {"tokens": 0.0}
     old_all = torch.cat([o[p.loss_mask] for p, o in zip(packs, old, strict=True)])  # [N]
     mu_all = torch.cat([p.behaviour_logprobs[p.loss_mask] for p in packs])  # [N]
     return losses.mismatch_stats(

@@ -1,0 +1,183 @@
+"""Training throughput of ``Trainer.train_step`` against a bare PyTorch step, side by side.
+
+    python benchmarks/rl_trainer_bench.py [--model smollm2] [--samples 4] [--length 192]
+        [--micro-batch-tokens 384] [--repeats 3]
+
+Both sides train the same model (SmolLM2-135M by default) on the same batch,
+split into the same micro-batches:
+
+- ``trainer``: ``Trainer.train_step`` with IPA -- packing, pi_old recomputed
+  with no grad, the loss per micro-batch, backward, clipping, AdamW;
+- ``bare``: the already-packed micro-batches, forward, log-softmax gather, a
+  reward-weighted log-likelihood loss, backward, clipping, AdamW.
+
+``trainer_vs_bare_torch`` = trainer tokens/s ÷ bare tokens/s (medians; goal
+>= 0.8). The no-grad pi_old forward is work the bare step does not do, so the
+ratio is bounded by about (fwd + bwd) / (2 fwd + bwd); a third side,
+``trainer_reuse_old``, runs ``train_step`` with ``recompute_old_logprobs=False``
+(pi_old taken from the gradient pass), which is the same work as the bare step.
+Runs rotate their order so drift on a shared machine falls on every side. The
+figure is read-modify-written under the key ``trainer_vs_bare_torch`` of
+``benchmarks/results/rl.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from openale.agent.models.smollm import resolve_model
+from openale.rl.packing import Sample, micro_batches, pack
+from openale.rl.trainer import Trainer, TrainerConfig
+
+RESULTS = Path(__file__).parent / "results" / "rl.json"
+KEY = "trainer_vs_bare_torch"
+
+
+def make_samples(n: int, length: int, vocab: int, seed: int = 0) -> list[Sample]:
+    """``n`` rows of ``length`` tokens: a 32-token prompt, then two generated chunks."""
+    rng = random.Random(seed)
+    prompt, obs = 32, 16
+    gen = (length - prompt - obs) // 2
+    rows = []
+    for i in range(n):
+        ids = [rng.randrange(100, vocab) for _ in range(length)]
+        mask = (
+            [False] * prompt + [True] * gen + [False] * obs + [True] * (length - prompt - gen - obs)
+        )
+        index = [-1] * prompt + [0] * gen + [-1] * obs + [1] * (length - prompt - gen - obs)
+        rows.append(
+            Sample(
+                trajectory_id=f"t{i}",
+                task_id="bench",
+                group=f"g{i // 2}",
+                reward=1.0 if i % 2 == 0 else -1.0,
+                input_ids=ids,
+                loss_mask=mask,
+                chunk_index=index,
+                behaviour_logprobs=[-10.0 if m else 0.0 for m in mask],
+                chunk_versions=[0, 0],
+                chunk_failed=[False, False],
+                num_chunks=2,
+            )
+        )
+    return rows
+
+
+def bare_step(model, optimizer, packs, max_grad_norm: float) -> None:
+    """Forward, log-prob gather, reward-weighted NLL, backward, clip, AdamW: nothing else."""
+    optimizer.zero_grad(set_to_none=True)
+    total = sum(int(p.loss_mask.sum()) for p in packs)
+    for p in packs:
+        logits = model(input_ids=p.input_ids, attention_mask=p.attention_mask).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), -1)  # [B, T-1, V]
+        logp = logp.gather(-1, p.input_ids[:, 1:, None]).squeeze(-1)  # [B, T-1]
+        weight = p.rewards[:, None] * p.loss_mask[:, 1:]  # [B, T-1]
+        loss = -(weight * logp).sum() / total
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+
+
+def run(args: argparse.Namespace) -> dict:
+    model, tokenizer = resolve_model(args.model)
+    config = TrainerConfig(algorithm="ipa", lr=1e-6, micro_batch_tokens=args.micro_batch_tokens)
+    trainer = Trainer(model, tokenizer, config, out_dir=tempfile.mkdtemp(prefix="rl-bench-"))
+    samples = make_samples(args.samples, args.length, len(tokenizer))
+    split = micro_batches(samples, args.micro_batch_tokens)
+    packs = [pack(mb, trainer.pad_id) for mb in split]
+    padded = sum(p.input_ids.numel() for p in packs)
+    bare_opt = torch.optim.AdamW(trainer.params, lr=1e-6)
+    model = trainer.model
+
+    def time_trainer(recompute: bool) -> float:
+        trainer.config.recompute_old_logprobs = recompute
+        started = time.perf_counter()
+        stats = trainer.train_step(samples)
+        seconds = time.perf_counter() - started
+        assert stats.padded_tokens == padded
+        return seconds
+
+    def time_bare() -> float:
+        started = time.perf_counter()
+        model.train()
+        bare_step(model, bare_opt, packs, config.max_grad_norm)
+        return time.perf_counter() - started
+
+    sides = {
+        "trainer": lambda: time_trainer(True),
+        "trainer_reuse_old": lambda: time_trainer(False),
+        "bare": time_bare,
+    }
+    for fn in sides.values():  # warm-up: allocator, optimizer state
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(args.repeats):
+        for name in names[i % 3 :] + names[: i % 3]:  # rotate the order each repeat
+            times[name].append(sides[name]())
+        print(
+            f"repeat {i + 1}/{args.repeats}: "
+            + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items())
+        )
+    med = {name: statistics.median(t) for name, t in times.items()}
+    return {
+        "value": round(med["bare"] / med["trainer"], 3),
+        "value_reuse_old_logprobs": round(med["bare"] / med["trainer_reuse_old"], 3),
+        "goal": 0.8,
+        "note": "value: default TrainerConfig (pi_old recomputed by a no-grad forward); "
+        "value_reuse_old_logprobs: recompute_old_logprobs=False (pi_old from the gradient pass)",
+        "model": args.model,
+        "device": f"cpu ({platform.processor() or platform.machine()}), "
+        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores (shared)",
+        "algorithm": "ipa",
+        "samples": args.samples,
+        "length": args.length,
+        "micro_batch_tokens": args.micro_batch_tokens,
+        "micro_batches": len(packs),
+        "padded_tokens_per_step": padded,
+        "repeats": args.repeats,
+        **{f"{name}_s": [round(x, 3) for x in t] for name, t in times.items()},
+        **{f"{name}_tokens_per_s": round(padded / m, 1) for name, m in med.items()},
+        "timestamp": datetime.now(UTC).isoformat(),
+        "torch": torch.__version__,
+    }
+
+
+def save(result: dict) -> None:
+    """Read-modify-write only our key: other benchmarks own the rest of rl.json."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "rl"}
+    data[KEY] = result
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--length", type=int, default=192)
+    parser.add_argument("--micro-batch-tokens", type=int, default=384)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    result = run(args)
+    print(json.dumps(result, indent=2))
+    if not args.no_save:
+        save(result)
+
+
+if __name__ == "__main__":
+    main()
