@@ -46,13 +46,14 @@ def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
 class ServerThread:
     """``create_app(settings)`` served by uvicorn on a free port, in this process."""
 
-    def __init__(self, db_path: Path, **settings):
+    def __init__(self, db_path: Path | str, **settings):
+        """``db_path``: a SQLite file, or any database URL."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = ServerSettings(
             host="127.0.0.1",
             port=self.port,
-            database_url=f"sqlite:///{db_path}",
+            database_url=db_path if "://" in str(db_path) else f"sqlite:///{db_path}",
             reap_interval_s=0,
             **settings,
         )
