@@ -151,15 +151,7 @@ class LocalPolicy:
         Calls of one conversation must not overlap; different conversations may.
         """
         del tools
-        prompt_text = self.render(messages)
-        with self._state_lock:
-            conv = self._conversations.get(conversation_id) if conversation_id else None
-        new_ids = self._continuation(conv, messages, prompt_text) if conv else None
-        continues = new_ids is not None
-        if new_ids is None:
-            context, new_ids = [], self._encode(prompt_text)
-        else:
-            context = conv.token_ids
+        context, new_ids, prompt_text = self._prompt_ids(messages, conversation_id)
         full = context + new_ids
         sampling = Sampling(
             self.sampling.temperature if temperature is None else temperature,
@@ -168,24 +160,48 @@ class LocalPolicy:
             seed,
         )
         gen = self.generate(full, sampling, stop=stop, on_text=on_text)
-        if conversation_id:
-            with self._state_lock:
-                self._conversations[conversation_id] = _Conversation(
-                    len(messages), prompt_text, full + gen.token_ids, gen.token_ids
-                )
-                self._conversations.move_to_end(conversation_id)
-                while len(self._conversations) > self.max_conversations:
-                    self._conversations.popitem(last=False)
-        return ModelResponse(
-            text=self.tokenizer.decode(gen.token_ids, skip_special_tokens=True),
-            finish_reason=gen.finish_reason,
-            usage=Usage(prompt_tokens=len(full), completion_tokens=len(gen.token_ids)),
-            prompt_token_ids=new_ids,
-            token_ids=gen.token_ids,
-            logprobs=gen.logprobs,
-            policy_version=gen.policy_version,
-            prompt_continues=continues,
-        )
+        return self._respond(messages, conversation_id, prompt_text, context, new_ids, gen)
+
+    def teacher_force(
+        self,
+        messages: list[dict[str, Any]],
+        reply: str,
+        *,
+        conversation_id: str | None = None,
+    ) -> ModelResponse:
+        """Answer ``messages`` with the given ``reply`` as if this policy had generated it.
+
+        The prompt ids are built exactly as ``complete`` builds them (and the
+        conversation state advances the same way), the reply is tokenized and
+        closed with the end-of-turn token a generation stops on, and its
+        behaviour log-probs come from one forward pass of the current weights
+        (temperature 1). Used to record expert trajectories (oracle data,
+        initialized resampling) in the same token-in/token-out form as rollouts.
+        """
+        context, new_ids, prompt_text = self._prompt_ids(messages, conversation_id)
+        full = context + new_ids
+        token_ids = self._encode(reply) + self._end_of_turn[:1]
+        if len(full) + len(token_ids) > self.max_context:
+            raise PromptTooLongError(
+                f"prompt ({len(full)}) + reply ({len(token_ids)}) tokens exceed the model's "
+                f"context of {self.max_context}"
+            )
+        logprobs, version = self.score(full, token_ids)
+        gen = Generation(token_ids, logprobs, "stop", version)
+        return self._respond(messages, conversation_id, prompt_text, context, new_ids, gen)
+
+    @torch.inference_mode()
+    def score(self, context: list[int], continuation: list[int]) -> tuple[list[float], int]:
+        """Log-probs (temperature 1) of ``continuation`` after ``context``, and the version."""
+        if not context or not continuation:
+            raise ValueError("score needs a non-empty context and continuation")
+        ids = torch.tensor([context + continuation], device=self.model.device)  # (1, n)
+        with self._weights_lock:
+            version = self.version
+            logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+        logp = torch.log_softmax(logits, -1)  # (len(continuation), vocab)
+        picked = logp.gather(1, torch.tensor(continuation, device=logp.device)[:, None])
+        return picked[:, 0].tolist(), version
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return len(self._encode(self.render(messages)))
@@ -234,6 +250,49 @@ class LocalPolicy:
         with self._weights_lock:
             yield
             self.version += 1
+
+    def _prompt_ids(
+        self, messages: list[dict[str, Any]], conversation_id: str | None
+    ) -> tuple[list[int], list[int], str]:
+        """``(context, new_ids, prompt_text)``: the ids already held for the conversation
+        (empty when the prompt is tokenized afresh) and the ids to add after them."""
+        prompt_text = self.render(messages)
+        with self._state_lock:
+            conv = self._conversations.get(conversation_id) if conversation_id else None
+        new_ids = self._continuation(conv, messages, prompt_text) if conv else None
+        if new_ids is None:
+            return [], self._encode(prompt_text), prompt_text
+        return conv.token_ids, new_ids, prompt_text
+
+    def _respond(
+        self,
+        messages: list[dict[str, Any]],
+        conversation_id: str | None,
+        prompt_text: str,
+        context: list[int],
+        new_ids: list[int],
+        gen: Generation,
+    ) -> ModelResponse:
+        """Remember the conversation's new state and describe the turn."""
+        full = context + new_ids
+        if conversation_id:
+            with self._state_lock:
+                self._conversations[conversation_id] = _Conversation(
+                    len(messages), prompt_text, full + gen.token_ids, gen.token_ids
+                )
+                self._conversations.move_to_end(conversation_id)
+                while len(self._conversations) > self.max_conversations:
+                    self._conversations.popitem(last=False)
+        return ModelResponse(
+            text=self.tokenizer.decode(gen.token_ids, skip_special_tokens=True),
+            finish_reason=gen.finish_reason,
+            usage=Usage(prompt_tokens=len(full), completion_tokens=len(gen.token_ids)),
+            prompt_token_ids=new_ids,
+            token_ids=gen.token_ids,
+            logprobs=gen.logprobs,
+            policy_version=gen.policy_version,
+            prompt_continues=bool(context),
+        )
 
     # -- tokens --------------------------------------------------------------------------
 
