@@ -431,6 +431,21 @@ def test_reaper_removes_idle_and_expired_sandboxes(server, alice, engine):
     alice.delete(f"/v1/sandboxes/{kept}")
 
 
+def test_reaper_thread_runs_on_its_own(tmp_path, engine):
+    with ServerThread(tmp_path / "reaping.db", reap_interval_s=0.5) as server:
+        with server.client(server.token("gina")) as c:
+            sid = c.post("/v1/sandboxes", json={"spec": {**SMALL, "ttl_s": 1}}).json()["id"]
+            for _ in range(300):  # until the reaper has taken it (bounded)
+                if c.get(f"/v1/sandboxes/{sid}").status_code == 404:
+                    break
+                threading.Event().wait(0.1)
+            assert c.get(f"/v1/sandboxes/{sid}").status_code == 404
+            assert server.state.store.get_sandbox(sid).state == "deleted"
+            records = c.get("/v1/audit", params={"sandbox": sid}).json()
+            reaps = [r for r in records if r["op"] == "reap"]
+            assert len(reaps) == 1 and "idle" in reaps[0]["detail"]["reason"]
+
+
 # -- audit and metrics -----------------------------------------------------------------
 
 

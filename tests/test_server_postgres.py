@@ -50,7 +50,7 @@ def pg_url():
         capture_output=True,
     )
     try:
-        yield f"postgresql+psycopg://ale@127.0.0.1:{port}/postgres"
+        yield f"postgresql://ale@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(_as_postgres(pg_ctl, "-D", data, "-m", "immediate", "stop"), check=False)
         shutil.rmtree(root, ignore_errors=True)

@@ -54,8 +54,7 @@ class ServerThread:
             host="127.0.0.1",
             port=self.port,
             database_url=db_path if "://" in str(db_path) else f"sqlite:///{db_path}",
-            reap_interval_s=0,
-            **settings,
+            **{"reap_interval_s": 0, **settings},
         )
         self.app = create_app(self.settings)
         self.state = self.app.state.ale

@@ -187,6 +187,10 @@ class Store:
     """Typed operations over the control-plane database (thread-safe; one per app)."""
 
     def __init__(self, url: str):
+        # A bare postgresql:// URL would pick psycopg2; the driver installed is psycopg 3.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                url = "postgresql+psycopg://" + url[len(prefix) :]
         self.url = url
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
