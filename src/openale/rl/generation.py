@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import torch
 
 from openale.agent.models.local import LocalPolicy
+from openale.rl.config import TrainConfig
 from openale.rl.resample import (
     ResampleConfig,
     ResampleError,
@@ -154,6 +155,36 @@ class GroupRunner:
                     filled, upto=k, policy=self.rollout.model, group=f"imitation/{ticket.index}"
                 )
         return group
+
+
+def make_policy(config: TrainConfig, model: Any, tokenizer: Any) -> LocalPolicy:
+    """The generators' ``LocalPolicy``, sampling as ``config.rollout`` says."""
+    r = config.rollout
+    return LocalPolicy(
+        model,
+        tokenizer,
+        temperature=r.temperature,
+        top_p=r.top_p,
+        max_new_tokens=r.max_new_tokens,
+        seed=config.seed,
+        max_batch=max(8, r.concurrency * config.slots),
+    )
+
+
+def make_rollout(config: TrainConfig, policy: LocalPolicy, **overrides: Any) -> Rollout:
+    """The rollout stage of a run (seeded by the run's seed; ``overrides`` change its config)."""
+    rollout_config = config.rollout.model_copy(update={"seed": config.seed, **overrides})
+    return Rollout(policy, rollout_config, reward=config.reward)
+
+
+def make_runner(config: TrainConfig, policy: LocalPolicy, tasks: Iterable[Task]) -> GroupRunner:
+    """The group runner of a run: plain groups, and resampled ones when the config says so."""
+    return GroupRunner(
+        make_rollout(config, policy),
+        {t.name: t for t in tasks},
+        resample=config.resample if config.resample.enabled else None,
+        imitation=config.trainer.imitation_coef > 0,
+    )
 
 
 def sync_policy(policy: LocalPolicy, state_dict: dict[str, torch.Tensor], version: int) -> None:

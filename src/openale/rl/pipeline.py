@@ -32,13 +32,15 @@ from openale.rl.config import TrainConfig, dump_config
 from openale.rl.generation import (
     Dispatcher,
     GenerationBackend,
-    GroupRunner,
     LocalGenerators,
     TaskSchedule,
+    make_policy,
+    make_rollout,
+    make_runner,
     sync_policy,
 )
 from openale.rl.packing import samples_from_trajectory
-from openale.rl.rollout import Rollout, summarize
+from openale.rl.rollout import summarize
 from openale.rl.scalars import ScalarLog, plot_reward_curve, read_metrics, training_progress
 from openale.rl.staleness import SampleGroup, StalenessBuffer, Taken, VersionGate
 from openale.rl.trainer import Trainer
@@ -106,35 +108,13 @@ class TrainingRun:
             raise TrainingError(f"no task of suite {suite!r} matches split={split!r}, {names=}")
         return tasks
 
-    def _rollout(self, policy: LocalPolicy, **overrides: Any) -> Rollout:
-        cfg = self.config
-        rollout_config = cfg.rollout.model_copy(update={"seed": cfg.seed, **overrides})
-        return Rollout(policy, rollout_config, reward=cfg.reward)
-
-    def _policy(self, model: Any, tokenizer: Any) -> LocalPolicy:
-        r = self.config.rollout
-        return LocalPolicy(
-            model,
-            tokenizer,
-            temperature=r.temperature,
-            top_p=r.top_p,
-            max_new_tokens=r.max_new_tokens,
-            seed=self.config.seed,
-            max_batch=max(8, r.concurrency * self.config.slots),
-        )
-
     def _backend(self, train_tasks: list[Task]) -> GenerationBackend:
         cfg = self.config
         if cfg.ray.enabled:
             from openale.rl.ray_workers import RayGenerators
 
-            return RayGenerators(cfg, [t.path for t in train_tasks], slots=cfg.slots)
-        runner = GroupRunner(
-            self._rollout(self.policy),
-            {t.name: t for t in train_tasks},
-            resample=cfg.resample if cfg.resample.enabled else None,
-            imitation=cfg.trainer.imitation_coef > 0,
-        )
+            return RayGenerators(cfg, [t.path for t in train_tasks])
+        runner = make_runner(cfg, self.policy, train_tasks)
         return LocalGenerators(self.policy, runner, slots=cfg.slots)
 
     # -- the run ---------------------------------------------------------------------------
@@ -153,7 +133,7 @@ class TrainingRun:
 
         model, tokenizer = resolve_model(cfg.model.name_or_path)
         # The generators get their own copy before the trainer wraps or moves the model.
-        self.policy = self._policy(copy.deepcopy(model), tokenizer)
+        self.policy = make_policy(cfg, copy.deepcopy(model), tokenizer)
         trainer_config = cfg.trainer.model_copy(update={"seed": cfg.seed})
         self.trainer = trainer = self.trainer_cls(
             model, tokenizer, trainer_config, out_dir=self.out / "trainer", device=cfg.device
@@ -255,11 +235,13 @@ class TrainingRun:
                         frontier += 1
                     if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                         self._checkpoint(step, frontier, consumed)
+            workers = backend.info() if hasattr(backend, "info") else None
         finally:
             dispatcher.stop()
             buffer.close("training finished")
             backend.close()
         return {
+            "workers": workers,
             "steps": step,
             "version": trainer.version,
             "loop_s": last - loop_started,
@@ -330,7 +312,7 @@ class TrainingRun:
         cfg, policy = self.config, self.policy
         assert policy is not None
         tasks = self.eval_tasks()
-        rollout = self._rollout(policy, group_size=cfg.eval.attempts)
+        rollout = make_rollout(cfg, policy, group_size=cfg.eval.attempts)
         episodes = rollout.run(tasks, round=1_000_000 + policy.version, progress=self.progress)
         result: dict[str, Any] = summarize(episodes)
         result.update(split=cfg.eval.split, tasks=len(tasks), version=policy.version)
