@@ -13,8 +13,8 @@ import pytest
 
 from openale.server import routes_files
 from openale.server.reconcile import sync
-from tests.conftest import PROCESS_LIST, count_sandboxes
-from tests.test_server_support import SMALL, ServerThread, parse_sse
+from tests.conftest import PROCESS_LIST
+from tests.test_server_support import SMALL, ServerThread, parse_sse, server_containers
 
 UPLOAD_LIMIT = 4 << 20
 
@@ -140,7 +140,8 @@ def test_token_cli_works_on_the_store(server):
 
 
 def test_bad_create_requests_leave_nothing_behind(server, alice, engine):
-    before_containers = count_sandboxes(engine)
+    # Only this server's containers: other tests share the engine.
+    before_containers = server_containers(engine, server.state.server_id)
     before_rows = len(server.state.store.list_sandboxes())
     r = alice.post(
         "/v1/sandboxes", content=b'{"spec": {', headers={"content-type": "application/json"}
@@ -154,7 +155,7 @@ def test_bad_create_requests_leave_nothing_behind(server, alice, engine):
     assert r.json()["error"]["type"] == "ImageNotFoundError"
     r = alice.post("/v1/sandboxes", json={"spec": {**SMALL, "cpus": 256}})
     assert r.status_code == 400 and r.json()["error"]["type"] == "InvalidSpecError"
-    assert count_sandboxes(engine) == before_containers
+    assert server_containers(engine, server.state.server_id) == before_containers
     assert len(server.state.store.list_sandboxes()) == before_rows
 
 
