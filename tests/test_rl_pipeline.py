@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from openale.rl.scalars import read_metrics
 from openale.rl.trainer import Trainer
 
 TASKS = ["count-lines", "first-line", "create-hello-file"]
+DATA_TASKS = Path(__file__).parent / "data" / "tasks"
 
 
 def tiny_config(out_dir, **overrides) -> TrainConfig:
@@ -206,3 +208,47 @@ def test_ale_train_runs_end_to_end(tmp_path):
     again = CliRunner().invoke(app, ["train", str(path), "--set", "steps=2", "--resume"])
     assert again.exit_code == 0, again.output
     assert json.loads((out / "summary.json").read_text())["version"] == 2
+
+
+@pytest.mark.slow
+def test_rollouts_that_never_yield_samples_stop_the_run_with_the_reason(tmp_path):
+    cfg = tiny_config(
+        tmp_path / "run",
+        tasks={"suite": str(DATA_TASKS), "split": None, "names": ["crashing-verifier"]},
+        tasks_per_step=1,
+        rollout={"group_size": 1, "max_turns": 1, "max_new_tokens": 8},
+    )
+    with pytest.raises(TrainingError, match="no trainable episode") as err:
+        TrainingRun(cfg, progress=False).run()
+    assert "crashing-verifier" in str(err.value)
+    assert latest_checkpoint(tmp_path / "run") is None
+
+
+@pytest.mark.slow
+def test_sft_warm_start_then_resampled_groups_with_imitation(tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_config(
+        out,
+        steps=1,
+        tasks={"suite": "toy", "names": ["count-lines", "create-hello-file"]},
+        trainer={"lr": 1e-3, "micro_batch_tokens": 16384, "imitation_coef": 0.5},
+        sft={"enabled": True, "epochs": 2, "lr": 1e-3, "batch_size": 2},
+        resample={"enabled": True, "fraction": 1.0},
+    )
+    run = TrainingRun(cfg, progress=False, trainer_cls=RecordingTrainer)
+    summary = run.run()
+
+    sft = summary["sft"]
+    assert sft["trajectories"] == 2 and sft["steps"] == 2  # one batch of two, two epochs
+    assert (out / "sft" / "oracle.jsonl").is_file()
+    assert [r["step"] for r in read_metrics(out / "logs" / "sft")] == [1, 2]
+    # RL starts from the warm-started weights: versions count every optimizer step.
+    assert run.trainer.received[0][0] == 2 and summary["version"] == 3
+    assert run.trainer.received[0][1] == {2}  # restarts train only on what the policy wrote
+    trained = [g for g in run.groups_seen if g.started_version == 2]
+    assert len(trained) >= 2
+    for group in trained:
+        assert group.imitation and all(s.imitation for s in group.imitation)
+        assert group.samples and not any(s.imitation for s in group.samples)
+    record = read_metrics(out / "logs")[0]
+    assert record["imitation_loss"] > 0

@@ -42,7 +42,7 @@ from openale.rl.generation import (
 from openale.rl.packing import samples_from_trajectory
 from openale.rl.rollout import summarize
 from openale.rl.scalars import ScalarLog, plot_reward_curve, read_metrics, training_progress
-from openale.rl.staleness import SampleGroup, StalenessBuffer, Taken, VersionGate
+from openale.rl.staleness import BufferClosedError, SampleGroup, StalenessBuffer, Taken, VersionGate
 from openale.rl.trainer import Trainer
 from openale.tasks import Task, load_tasks
 
@@ -184,6 +184,7 @@ class TrainingRun:
             backend,
             gate,
             buffer,
+            max_empty=max(4, 2 * cfg.tasks_per_step),
             on_group=self.groups_seen.append,
         ).start()
 
@@ -197,9 +198,7 @@ class TrainingRun:
             )
             with bar_cm as bar:
                 while step < cfg.steps:
-                    taken = buffer.take(
-                        cfg.tasks_per_step, trainer.version, cfg.staleness.take_timeout_s
-                    )
+                    taken = self._take(cfg.tasks_per_step, trainer.version)
                     gate.grant(taken.dropped_groups)
                     consumed.update(g.ticket for g in taken.groups)
                     consumed.update(taken.dropped_tickets)
@@ -251,6 +250,19 @@ class TrainingRun:
             "checkpoint": str(latest_checkpoint(self.out)),
             "metrics": str(scalars.path),
         }
+
+    def _take(self, n: int, version: int) -> Taken:
+        assert self.buffer is not None
+        timeout = self.config.staleness.take_timeout_s
+        try:
+            return self.buffer.take(n, version, timeout)
+        except BufferClosedError as e:
+            raise TrainingError(f"rollouts stopped: {e.__cause__ or e}") from e
+        except TimeoutError as e:
+            raise TrainingError(
+                f"no batch of {n} fresh rollout groups within {timeout:g}s ({e}); raise "
+                "staleness.take_timeout_s if rollouts are this slow"
+            ) from e
 
     def _checkpoint(self, step: int, frontier: int, consumed: set[int]) -> None:
         assert self.trainer is not None
@@ -309,8 +321,10 @@ class TrainingRun:
 
     def evaluate(self) -> dict[str, Any]:
         """Pass rate and mean reward of the current policy on the eval split."""
-        cfg, policy = self.config, self.policy
-        assert policy is not None
+        cfg, policy, trainer = self.config, self.policy, self.trainer
+        assert policy is not None and trainer is not None
+        if policy.version != trainer.version:  # with Ray, only the workers were kept in sync
+            sync_policy(policy, trainer.policy_state_dict(), trainer.version)
         tasks = self.eval_tasks()
         rollout = make_rollout(cfg, policy, group_size=cfg.eval.attempts)
         episodes = rollout.run(tasks, round=1_000_000 + policy.version, progress=self.progress)
