@@ -7,6 +7,34 @@ plus top-level ``algorithm``, ``steps``, ``tasks_per_step``, ``out_dir`` and
 to a default). ``--set key.sub=value`` overrides any key from the command line;
 the value is read as a TOML value (``3``, ``0.5``, ``true``, ``"text"``,
 ``[1, 2]``), and a bare word that is not valid TOML is taken as a string.
+
+A small run on the toy suite::
+
+    steps = 20
+    tasks_per_step = 2
+    out_dir = "runs/toy-ipa"
+
+    [model]
+    name_or_path = "smollm2"        # or "tiny-random", or a checkpoint folder
+
+    [tasks]
+    suite = "toy"
+    split = "train"
+
+    [rollout]
+    group_size = 4
+    max_turns = 4
+
+    [trainer]
+    algorithm = "ipa"
+    lr = 1e-5
+
+    [staleness]
+    eta = 1                         # 0: synchronous
+
+    [eval]
+    split = "heldout"
+    attempts = 2
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def make_policy(config: TrainConfig, model: Any, tokenizer: Any) -> LocalPolicy:
     """The generators' ``LocalPolicy``, sampling as ``config.rollout`` says."""
     r = config.rollout
     return LocalPolicy(
-        model,
+        model.to(config.device),
         tokenizer,
         temperature=r.temperature,
         top_p=r.top_p,

@@ -120,6 +120,13 @@ class TrainingRun:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            if self.policy is not None:
+                self.policy.close()
+
+    def _run(self) -> dict[str, Any]:
         cfg = self.config
         started = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -152,9 +159,14 @@ class TrainingRun:
             summary["sft"] = self.warm_start(train_tasks)
         state["sft_done"] = True
 
-        with ScalarLog(self.out / "logs") as scalars:
-            loop = self._train(train_tasks, state, scalars)
-        summary.update(loop)
+        if state["step"] < cfg.steps:
+            with ScalarLog(self.out / "logs") as scalars:
+                summary.update(self._train(train_tasks, state, scalars))
+        else:
+            log.info(
+                "the run already has %d of %d steps: nothing to train", state["step"], cfg.steps
+            )
+            summary.update(steps=state["step"], version=trainer.version)
         if cfg.eval.enabled:
             summary["eval"] = self.evaluate()
         records = read_metrics(self.out / "logs")
@@ -163,7 +175,6 @@ class TrainingRun:
             summary["reward_curve"] = str(png)
         summary["wall_s"] = time.monotonic() - started
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        self.policy.close()
         return summary
 
     def _train(
