@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openale.sandbox.commands import CommandHandle
 from openale.sandbox.files import FileEntry
@@ -16,7 +17,15 @@ from openale.sandbox.sandbox import Sandbox, Session
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
+if TYPE_CHECKING:
+    from openale.sandbox.remote_aio import AsyncRemoteSandbox
+
 _run = asyncio.to_thread
+
+
+def _remote(server: str | None, settings: SandboxSettings | None) -> bool:
+    """Whether a call goes to a control plane: ``server=`` or ``ALE_SERVER`` is set."""
+    return bool(server or (settings or SandboxSettings()).server)
 
 
 class AsyncCommandHandle:
@@ -130,16 +139,48 @@ class AsyncSandbox:
         *,
         detach: bool = False,
         settings: SandboxSettings | None = None,
+        server: str | None = None,
+        token: str | None = None,
         **fields,
-    ) -> AsyncSandbox:
+    ) -> AsyncSandbox | AsyncRemoteSandbox:
+        """Start a sandbox; with ``server=`` (or ``ALE_SERVER``) on that control plane."""
+        if _remote(server, settings):
+            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+
+            return await AsyncRemoteSandbox.create(
+                spec, detach=detach, server=server, token=token, settings=settings, **fields
+            )
         return cls(await _run(Sandbox.create, spec, detach=detach, settings=settings, **fields))
 
     @classmethod
-    async def attach(cls, sandbox_id: str, settings: SandboxSettings | None = None) -> AsyncSandbox:
+    async def attach(
+        cls,
+        sandbox_id: str,
+        settings: SandboxSettings | None = None,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+    ) -> AsyncSandbox | AsyncRemoteSandbox:
+        if _remote(server, settings):
+            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+
+            return await AsyncRemoteSandbox.attach(
+                sandbox_id, server=server, token=token, settings=settings
+            )
         return cls(await _run(Sandbox.attach, sandbox_id, settings))
 
     @classmethod
-    async def list(cls, settings: SandboxSettings | None = None) -> list[SandboxInfo]:
+    async def list(
+        cls,
+        settings: SandboxSettings | None = None,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+    ) -> list[SandboxInfo]:
+        if _remote(server, settings):
+            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+
+            return await AsyncRemoteSandbox.list(server=server, token=token, settings=settings)
         return await _run(Sandbox.list, settings)
 
     @classmethod
@@ -150,8 +191,22 @@ class AsyncSandbox:
         *,
         detach: bool = False,
         settings: SandboxSettings | None = None,
+        server: str | None = None,
+        token: str | None = None,
         **overrides,
-    ) -> list[AsyncSandbox]:
+    ) -> list[AsyncSandbox] | list[AsyncRemoteSandbox]:
+        if _remote(server, settings):
+            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+
+            return await AsyncRemoteSandbox.fork(
+                snapshot,
+                n,
+                detach=detach,
+                server=server,
+                token=token,
+                settings=settings,
+                **overrides,
+            )
         forks = await _run(Sandbox.fork, snapshot, n, detach=detach, settings=settings, **overrides)
         return [cls(sb) for sb in forks]
 
@@ -160,6 +215,9 @@ class AsyncSandbox:
 
     async def info(self) -> SandboxInfo:
         return await _run(self.sync.info)
+
+    async def restart(self) -> None:
+        await _run(self.sync.restart)
 
     async def close(self) -> None:
         await _run(self.sync.close)

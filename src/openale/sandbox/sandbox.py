@@ -19,6 +19,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from openale.sandbox.audit import AuditLog
 from openale.sandbox.commands import Commands
@@ -47,7 +48,15 @@ from openale.sandbox.spec import (
     as_spec,
 )
 
+if TYPE_CHECKING:
+    from openale.sandbox.remote import RemoteSandbox
+
 _live: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def _remote(server: str | None, settings: SandboxSettings | None) -> bool:
+    """Whether a call goes to a control plane: ``server=`` or ``ALE_SERVER`` is set."""
+    return bool(server or (settings or SandboxSettings()).server)
 
 
 @atexit.register
@@ -172,12 +181,22 @@ class Sandbox:
         *,
         detach: bool = False,
         settings: SandboxSettings | None = None,
+        server: str | None = None,
+        token: str | None = None,
         **fields,
-    ) -> Sandbox:
+    ) -> Sandbox | RemoteSandbox:
         """Start a sandbox. ``detach=True`` lets it outlive this process (until TTL or ``rm``).
 
         Spec fields can be given as keywords: ``Sandbox.create(image=..., memory="512m")``.
+        With ``server=URL`` (or ``ALE_SERVER``) the sandbox runs on that control
+        plane, authenticated by ``token`` (or ``ALE_TOKEN``), behind the same API.
         """
+        if _remote(server, settings):
+            from openale.sandbox.remote import RemoteSandbox
+
+            return RemoteSandbox.create(
+                spec, detach=detach, server=server, token=token, settings=settings, **fields
+            )
         spec = as_spec({**as_spec(spec).model_dump(), **fields} if fields else spec)
         settings = settings or SandboxSettings()
         runtime = DockerRuntime(settings)
@@ -209,8 +228,19 @@ class Sandbox:
         return cls(sandbox_id, container, spec, detached=detach, settings=settings, runtime=runtime)
 
     @classmethod
-    def attach(cls, sandbox_id: str, settings: SandboxSettings | None = None) -> Sandbox:
-        """A handle on an existing sandbox, from any process."""
+    def attach(
+        cls,
+        sandbox_id: str,
+        settings: SandboxSettings | None = None,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+    ) -> Sandbox | RemoteSandbox:
+        """A handle on an existing sandbox, from any process (or on a control plane)."""
+        if _remote(server, settings):
+            from openale.sandbox.remote import RemoteSandbox
+
+            return RemoteSandbox.attach(sandbox_id, server=server, token=token, settings=settings)
         settings = settings or SandboxSettings()
         runtime = DockerRuntime(settings)
         info = runtime.inspect(sandbox_id)
@@ -227,7 +257,17 @@ class Sandbox:
         return sb
 
     @classmethod
-    def list(cls, settings: SandboxSettings | None = None) -> list[SandboxInfo]:
+    def list(
+        cls,
+        settings: SandboxSettings | None = None,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+    ) -> list[SandboxInfo]:
+        if _remote(server, settings):
+            from openale.sandbox.remote import RemoteSandbox
+
+            return RemoteSandbox.list(server=server, token=token, settings=settings)
         settings = settings or SandboxSettings()
         runtime = DockerRuntime(settings)
         audit = AuditLog(settings.audit_dir)
@@ -243,11 +283,25 @@ class Sandbox:
         *,
         detach: bool = False,
         settings: SandboxSettings | None = None,
+        server: str | None = None,
+        token: str | None = None,
         **overrides,
-    ) -> list[Sandbox]:
+    ) -> list[Sandbox] | list[RemoteSandbox]:
         """Start ``n`` sandboxes from a snapshot, in parallel."""
         if n < 1:
             raise ValueError("n must be at least 1")
+        if _remote(server, settings):
+            from openale.sandbox.remote import RemoteSandbox
+
+            return RemoteSandbox.fork(
+                snapshot,
+                n,
+                detach=detach,
+                server=server,
+                token=token,
+                settings=settings,
+                **overrides,
+            )
         settings = settings or SandboxSettings()
         if isinstance(snapshot, str):
             snapshot = load_snapshot(snapshot, settings)

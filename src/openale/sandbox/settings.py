@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Names that task Dockerfiles use and that cannot be pulled on an offline
@@ -76,6 +76,10 @@ class SandboxSettings(BaseSettings):
     envhub_url: str | None = Field(
         None, description="EnvHub database URL; default sqlite:///<home>/envhub.db"
     )
+    server: str | None = Field(
+        None, description="control plane URL (ALE_SERVER); set, sandboxes are remote by default"
+    )
+    token: SecretStr | None = Field(None, description="bearer token for the server (ALE_TOKEN)")
 
     @model_validator(mode="after")
     def _derive_dirs(self) -> SandboxSettings:
