@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from openale.sandbox.audit import AuditLog
 from openale.server.state import AppState
-from openale.server.store import SandboxRow, _utc
+from openale.server.tables import SandboxRow, as_utc
 
 log = logging.getLogger("openale.server")
 
@@ -34,7 +34,7 @@ class SyncReport(BaseModel):
 
 
 def _idle_since(row: SandboxRow, audit: AuditLog) -> datetime:
-    last = _utc(row.last_active_at)
+    last = as_utc(row.last_active_at)
     engine_side = audit.last_active(row.id)  # long commands touch it while they run
     return max(last, engine_side) if engine_side else last
 
@@ -92,7 +92,7 @@ def sync(st: AppState, *, startup: bool = False) -> SyncReport:
 
 
 def _reap_reason(row: SandboxRow, audit: AuditLog, now: datetime) -> str | None:
-    deadline = _utc(row.deadline_at)
+    deadline = as_utc(row.deadline_at)
     if deadline is not None and now >= deadline:
         return "deadline passed"
     ttl = row.sandbox_spec.ttl_s
