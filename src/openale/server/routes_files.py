@@ -93,7 +93,16 @@ def _write_streamed(sb: Sandbox, path: str, spool, size: int, mode: int | None) 
     sb.audit_file("write", path, bytes_in=size, started=started)
 
 
-@router.put("/sandboxes/{sandbox_id}/files", status_code=204)
+def _raw_body(media_type: str, what: str) -> dict:
+    schema = {"type": "string", "format": "binary", "description": what}
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
+
+
+@router.put(
+    "/sandboxes/{sandbox_id}/files",
+    status_code=204,
+    openapi_extra=_raw_body("application/octet-stream", "the file's bytes"),
+)
 async def write_file(
     request: Request,
     path: AbsPath,
@@ -188,7 +197,11 @@ def file_exists(
     return ExistsResponse(exists=sb.files.exists(path))
 
 
-@router.put("/sandboxes/{sandbox_id}/archive", status_code=204)
+@router.put(
+    "/sandboxes/{sandbox_id}/archive",
+    status_code=204,
+    openapi_extra=_raw_body("application/x-tar", "a tar; names relative to the directory"),
+)
 async def upload_archive(
     request: Request, path: AbsPath, sb: Annotated[Sandbox, Depends(running_sandbox)]
 ) -> Response:
