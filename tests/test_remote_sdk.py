@@ -141,6 +141,7 @@ def scenario(sb, tmp: Path) -> dict:
     long = sb.commands.run("sleep 60", background=True)
     long.kill()
     out["killed"] = long.wait(timeout=60).exit_code != 0
+    long.kill()  # already over: a no-op
 
     shell = sb.sessions.create()
     shell.run("cd /tmp && export X=42 && greet() { echo hi-$1; }")
@@ -152,6 +153,16 @@ def scenario(sb, tmp: Path) -> dict:
     out["session_exit"] = shell.run("exit 3").exit_code
     with pytest.raises(SessionClosedError):
         shell.run("echo no")
+    # Ctrl-C from another thread stops the running command; the shell lives on.
+    busy, answer = sb.sessions.create(), []
+    runner = threading.Thread(target=lambda: answer.append(busy.run("touch /tmp/m; sleep 30")))
+    runner.start()
+    while not sb.files.exists("/tmp/m"):
+        time.sleep(0.05)
+    busy.interrupt()
+    runner.join()
+    out["session_interrupt"] = (answer[0].interrupted, answer[0].timed_out)
+    out["session_after_interrupt"] = busy.run("echo ok").output
     other = sb.sessions.create(cwd="/tmp", env={"WHO": "b"})
     out["session_env"] = other.run("echo ${X:-unset} $WHO $(pwd)").output
     other.close()

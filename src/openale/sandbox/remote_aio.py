@@ -18,7 +18,12 @@ from pathlib import Path
 import httpx
 
 from openale.sandbox import remote_calls as calls
-from openale.sandbox.errors import SandboxError, SandboxNotRunningError, SessionClosedError
+from openale.sandbox.errors import (
+    SandboxError,
+    SandboxNotFoundError,
+    SandboxNotRunningError,
+    SessionClosedError,
+)
 from openale.sandbox.files import FileEntry
 from openale.sandbox.remote_core import (
     CHUNK,
@@ -163,7 +168,10 @@ class AsyncRemoteCommandHandle:
         """SIGKILL the command and everything it started."""
         await self._started.wait()
         if self.command_id is not None and not self.done:
-            await self._sb._http.send(calls.interrupt_command(self._sb.id, self.command_id))
+            try:
+                await self._sb._http.send(calls.interrupt_command(self._sb.id, self.command_id))
+            except SandboxNotFoundError:
+                pass  # it ended meanwhile: nothing left to kill, as embedded
 
 
 class AsyncRemoteCommands:
