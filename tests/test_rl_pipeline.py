@@ -158,6 +158,14 @@ def test_resume_without_a_checkpoint_is_an_error(tmp_path):
         TrainingRun(tiny_config(tmp_path / "empty"), resume=True, progress=False).run()
 
 
+def test_a_fresh_run_refuses_a_directory_with_checkpoints(tmp_path):
+    step = tmp_path / "run" / "checkpoints" / "step-000003"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text("{}")
+    with pytest.raises(TrainingError, match="--resume"):
+        TrainingRun(tiny_config(tmp_path / "run"), progress=False).run()
+
+
 def test_no_matching_task_is_an_error_before_any_work(tmp_path):
     cfg = tiny_config(tmp_path / "run", tasks={"suite": "toy", "names": ["no-such-task"]})
     with pytest.raises(TrainingError, match="no task of suite 'toy'"):

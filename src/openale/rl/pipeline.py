@@ -133,9 +133,15 @@ class TrainingRun:
         train_tasks = self.train_tasks()
         if cfg.eval.enabled:
             self.eval_tasks()  # a config that cannot evaluate fails now, not after training
-        checkpoint = latest_checkpoint(self.out) if self.resume else None
+        checkpoint = latest_checkpoint(self.out)
         if self.resume and checkpoint is None:
             raise TrainingError(f"--resume: no checkpoint under {self.out / CHECKPOINTS}")
+        if not self.resume and checkpoint is not None:
+            # A fresh run would interleave its checkpoints with the old ones.
+            raise TrainingError(
+                f"{self.out} already holds checkpoints ({checkpoint.name}): pass --resume to "
+                "continue that run, or choose another out_dir"
+            )
         (self.out / "config.json").write_text(json.dumps(dump_config(cfg), indent=2))
 
         model, tokenizer = resolve_model(cfg.model.name_or_path)
