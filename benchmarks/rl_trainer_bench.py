@@ -12,7 +12,9 @@ split into the same micro-batches:
   reward-weighted log-likelihood loss, backward, clipping, AdamW.
 
 ``trainer_vs_bare_torch`` = trainer tokens/s ÷ bare tokens/s (medians; goal
->= 0.8). The no-grad pi_old forward is work the bare step does not do, so the
+>= 0.8), counted per second of process CPU time: on a shared machine other
+jobs stretch wall-clock seconds at random, not the work a step does (wall-clock
+ratios are recorded too). The no-grad pi_old forward is work the bare step does not do, so the
 ratio is bounded by about (fwd + bwd) / (2 fwd + bwd); a third side,
 ``trainer_reuse_old``, runs ``train_step`` with ``recompute_old_logprobs=False``
 (pi_old taken from the gradient pass), which is the same work as the bare step.
@@ -90,6 +92,7 @@ def bare_step(model, optimizer, packs, max_grad_norm: float) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    load = os.getloadavg()[0]
     model, tokenizer = resolve_model(args.model)
     config = TrainerConfig(algorithm="ipa", lr=1e-6, micro_batch_tokens=args.micro_batch_tokens)
     trainer = Trainer(model, tokenizer, config, out_dir=tempfile.mkdtemp(prefix="rl-bench-"))
@@ -100,19 +103,18 @@ def run(args: argparse.Namespace) -> dict:
     bare_opt = torch.optim.AdamW(trainer.params, lr=1e-6)
     model = trainer.model
 
-    def time_trainer(recompute: bool) -> float:
+    def time_trainer(recompute: bool) -> tuple[float, float]:
         trainer.config.recompute_old_logprobs = recompute
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         stats = trainer.train_step(samples)
-        seconds = time.perf_counter() - started
         assert stats.padded_tokens == padded
-        return seconds
+        return time.perf_counter() - started, time.process_time() - cpu
 
-    def time_bare() -> float:
-        started = time.perf_counter()
+    def time_bare() -> tuple[float, float]:
+        started, cpu = time.perf_counter(), time.process_time()
         model.train()
         bare_step(model, bare_opt, packs, config.max_grad_norm)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     sides = {
         "trainer": lambda: time_trainer(True),
@@ -122,21 +124,30 @@ def run(args: argparse.Namespace) -> dict:
     for fn in sides.values():  # warm-up: allocator, optimizer state
         fn()
     times: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for i in range(args.repeats):
         for name in names[i % 3 :] + names[: i % 3]:  # rotate the order each repeat
-            times[name].append(sides[name]())
+            wall, used = sides[name]()
+            times[name].append(wall)
+            cpu[name].append(used)
         print(
             f"repeat {i + 1}/{args.repeats}: "
-            + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items())
+            + ", ".join(f"{n} {times[n][-1]:.2f} s ({cpu[n][-1]:.2f} cpu-s)" for n in names)
         )
     med = {name: statistics.median(t) for name, t in times.items()}
+    med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
     return {
-        "value": round(med["bare"] / med["trainer"], 3),
-        "value_reuse_old_logprobs": round(med["bare"] / med["trainer_reuse_old"], 3),
+        "value": round(med_cpu["bare"] / med_cpu["trainer"], 3),
+        "value_reuse_old_logprobs": round(med_cpu["bare"] / med_cpu["trainer_reuse_old"], 3),
+        "wall_ratio": round(med["bare"] / med["trainer"], 3),
+        "wall_ratio_reuse_old_logprobs": round(med["bare"] / med["trainer_reuse_old"], 3),
         "goal": 0.8,
         "note": "value: default TrainerConfig (pi_old recomputed by a no-grad forward); "
-        "value_reuse_old_logprobs: recompute_old_logprobs=False (pi_old from the gradient pass)",
+        "value_reuse_old_logprobs: recompute_old_logprobs=False (pi_old from the gradient "
+        "pass). Ratios of median process CPU seconds per step (the work done, which other "
+        "jobs on a shared machine do not inflate); wall_ratio*: the same from wall-clock "
+        f"medians. Load average at the start: {load:.1f} on {os.cpu_count()} cores.",
         "model": args.model,
         "device": f"cpu ({platform.processor() or platform.machine()}), "
         f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores (shared)",
@@ -148,7 +159,9 @@ def run(args: argparse.Namespace) -> dict:
         "padded_tokens_per_step": padded,
         "repeats": args.repeats,
         **{f"{name}_s": [round(x, 3) for x in t] for name, t in times.items()},
+        **{f"{name}_cpu_s": [round(x, 3) for x in t] for name, t in cpu.items()},
         **{f"{name}_tokens_per_s": round(padded / m, 1) for name, m in med.items()},
+        **{f"{name}_tokens_per_cpu_s": round(padded / m, 1) for name, m in med_cpu.items()},
         "timestamp": datetime.now(UTC).isoformat(),
         "torch": torch.__version__,
     }

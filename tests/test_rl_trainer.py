@@ -10,7 +10,7 @@ import torch
 from openale.agent.models.local import LocalPolicy, Sampling
 from openale.agent.models.smollm import smollm2_tokenizer, tiny_random_model
 from openale.rl.packing import Sample, pack
-from openale.rl.scalars import ScalarLog, plot_reward_curve, read_metrics
+from openale.rl.scalars import ScalarLog, plot_reward_curve, read_metrics, training_progress
 from openale.rl.trainer import (
     LoraSettings,
     Trainer,
@@ -294,10 +294,11 @@ def test_scalar_log_writes_tensorboard_jsonl_and_a_reward_plot(tokenizer, tmp_pa
 
     trainer = make_trainer(tokenizer, tmp_path)
     samples = batch(trainer)
-    with ScalarLog(tmp_path / "tb") as log:
+    with ScalarLog(tmp_path / "tb") as log, training_progress(3, "test") as advance:
         for step in range(3):
             stats = trainer.train_step(samples)
             log.log(step, stats.scalars(), sandbox_s=1.5 + step, note="text is kept")
+            advance(reward=stats.reward_mean, loss=stats.loss)
 
     records = read_metrics(tmp_path / "tb")
     assert [r["step"] for r in records] == [0, 1, 2]

@@ -5,11 +5,13 @@ A checkpoint is a folder:
     trainable.safetensors   parameters that train (all of them, or the LoRA adapter)
     optimizer.pt            the optimizer's state_dict
     rng.pt                  torch (CPU and CUDA), Python ``random`` and NumPy generator states
-    state.json              format, version, step count, the caller's ``extra`` dict
+    state.json              format, version (optimizer steps), the caller's ``extra`` dict
 
-It is written into a temporary sibling folder and renamed into place, so a
-crash never leaves half a checkpoint under the final name. Resuming restores
-every piece, so the next step is bit-identical to that of an uninterrupted run.
+With LoRA only the adapter is saved: resume on the same base model (e.g. the
+same ``resolve_model`` name). The folder is written under a temporary sibling
+name and renamed into place, so a crash never leaves half a checkpoint under
+the final name. Resuming restores every piece, so the next step is
+bit-identical to that of an uninterrupted run.
 """
 
 from __future__ import annotations

@@ -228,7 +228,8 @@ class Trainer:
         """One optimizer step of the configured algorithm over ``samples``.
 
         Samples flagged ``imitation`` (expert prefixes of initialized resampling)
-        join ``imitation`` and are trained with ``imitation_coef * sft_loss``.
+        join ``imitation`` and are trained with ``imitation_coef * sft_loss``;
+        they never enter the RL loss, and with ``imitation_coef == 0`` not at all.
         """
         started = time.perf_counter()
         stats = self.accumulate_gradients(samples, imitation)
