@@ -54,6 +54,14 @@ def serve(
     reap_interval: Annotated[
         float | None, typer.Option(help="Seconds between reaper passes; 0 = off.")
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Where sandboxes run: 'local' (this engine) or 'ray' (Docker nodes)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address for --backend ray (default: a local instance)."),
+    ] = None,
 ) -> None:
     """Serve the control plane (run `ale serve token create --owner me --admin` first)."""
     if ctx.invoked_subcommand is not None:
@@ -70,11 +78,13 @@ def serve(
             port=port,
             max_upload_bytes=max_upload_bytes,
             reap_interval_s=reap_interval,
+            backend=backend,
+            ray_address=ray_address,
         )
         app = create_app(settings)
     console.print(
         f"serving the openale control plane at http://{settings.host}:{settings.port}/v1 "
-        f"(state: {settings.database_url})",
+        f"(state: {settings.database_url}; sandboxes: {settings.backend})",
         highlight=False,
         soft_wrap=True,
     )

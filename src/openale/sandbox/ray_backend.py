@@ -8,11 +8,13 @@ which a node advertises when it has a container engine (``ray start
 cores and memory hold, and a create that no node can take fails with a clear
 error after ``placement_timeout_s`` instead of hanging.
 
-The actor drives an embedded ``Sandbox`` on its node's local engine; the caller
-holds a ``RaySandbox``, which has the embedded API (``sb.commands.run``,
-``sb.sessions.create().run``, ``sb.files.write`` ...) and forwards each call to the
-actor. Typed errors cross the boundary as themselves: Ray re-raises an actor's
-exception as an instance of the original class.
+The actor (``openale.sandbox.ray_host``) drives an embedded ``Sandbox`` on its
+node's local engine; the caller holds a ``RaySandbox``, which has the embedded
+API (``sb.commands.run``, ``sb.commands.stream``, ``sb.sessions.create().run``,
+``sb.files.write`` ...) and forwards each call to the actor. Typed errors cross
+the boundary as themselves: Ray re-raises an actor's exception as an instance
+of the original class. One ``NodeAgent`` per Docker node lists and removes
+containers and images there, for reconciliation and snapshots.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SessionClosedError
+from openale.sandbox.errors import SandboxError, SandboxNotFoundError
+from openale.sandbox.ray_host import NodeAgent, SandboxHost, portable_settings
+from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot, as_spec
+
+__all__ = ["PlacementError", "RaySandbox", "RaySandboxBackend", "RaySession", "SandboxHost"]
 
 DOCKER_RESOURCE = "docker"
 # Each sandbox takes this much of a node's "docker" resource: only nodes that have
@@ -31,10 +39,13 @@ DOCKER_RESOURCE = "docker"
 _DOCKER_SHARE = 0.001
 # Environment the actors need to find the same sandbox settings as the caller.
 _FORWARDED_ENV = ("DOCKER_HOST", "SSL_CERT_FILE")
+UPLOAD_CHUNK = 8 << 20  # bytes per call when an upload is pushed to the sandbox's node
 
 
 class PlacementError(SandboxError):
     """No node of the Ray cluster can take the sandbox (CPUs, memory or Docker missing)."""
+
+    status_code = 503  # the control plane's answer: try again when capacity frees up
 
 
 def _ray():
@@ -45,55 +56,12 @@ def _ray():
     return ray
 
 
-class SandboxHost:
-    """The actor behind one sandbox: owns the embedded ``Sandbox`` and its sessions."""
-
-    def __init__(self, spec: dict[str, Any], detach: bool):
-        from openale.sandbox.sandbox import Sandbox
-
-        self.sandbox = Sandbox.create(SandboxSpec(**spec), detach=detach)
-        self.sessions: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def describe(self) -> dict[str, Any]:
-        ray = _ray()
-        ctx = ray.get_runtime_context()
-        return {
-            "sandbox_id": self.sandbox.id,
-            "container": self.sandbox.container,
-            "node_id": ctx.get_node_id(),
-            "node_ip": ray.util.get_node_ip_address(),
-        }
-
-    def call(self, path: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``sandbox.<path>(*args, **kwargs)``, e.g. ``path="files.write"``."""
-        target: Any = self.sandbox
-        for name in path.split("."):
-            if name.startswith("_"):
-                raise AttributeError(f"{path!r} is not part of the sandbox API")
-            target = getattr(target, name)
-        return target(*args, **kwargs)
-
-    def open_session(self, **kwargs: Any) -> str:
-        session = self.sandbox.sessions.create(**kwargs)
-        session_id = "ses-" + secrets.token_hex(6)
-        with self._lock:
-            self.sessions[session_id] = session
-        return session_id
-
-    def session_call(self, session_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            session = self.sessions.get(session_id)
-        if session is None or method not in ("run", "interrupt", "close"):
-            raise SessionClosedError(f"no session {session_id!r} in sandbox {self.sandbox.id}")
-        result = getattr(session, method)(*args, **kwargs)
-        if method == "close":
-            with self._lock:
-                self.sessions.pop(session_id, None)
-        return result
-
-    def close(self) -> None:
-        self.sandbox.close()
+def _actor_error(e: Exception) -> BaseException:
+    """The exception an actor's constructor raised, if Ray kept it."""
+    cause = getattr(e, "cause", None) or getattr(e, "error", None)
+    if isinstance(cause, BaseException):
+        return cause
+    return SandboxError(f"the sandbox actor died while starting: {e}")
 
 
 class RaySandboxBackend:
@@ -122,7 +90,9 @@ class RaySandboxBackend:
             )
         self.placement_timeout_s = placement_timeout_s
         self.call_timeout_s = call_timeout_s
-        self._host = ray.remote(max_concurrency=64)(SandboxHost)
+        self._hosts: dict[type, Any] = {}
+        self._agent_cls = ray.remote(max_concurrency=16)(NodeAgent)
+        self._agents: dict[str, Any] = {}
         self._sandboxes: dict[str, RaySandbox] = {}
         self._lock = threading.Lock()
 
@@ -139,34 +109,70 @@ class RaySandboxBackend:
             if n["Alive"] and n["Resources"].get(DOCKER_RESOURCE, 0) > 0
         ]
 
-    def create(self, spec: SandboxSpec | dict | None = None, *, detach: bool = False) -> RaySandbox:
-        """Place a sandbox on a node with room for its CPUs and memory, and start it there."""
+    def create(
+        self,
+        spec: SandboxSpec | dict | None = None,
+        *,
+        detach: bool = False,
+        host: type[SandboxHost] = SandboxHost,
+        node_id: str | None = None,
+        **host_kwargs: Any,
+    ) -> RaySandbox:
+        """Place a sandbox on a node with room for its CPUs and memory, and start it there.
+
+        ``node_id`` pins it to one node (a fork to the node holding its snapshot,
+        a re-attached sandbox to the node holding its container). ``host`` is the
+        actor class; ``host_kwargs`` go to its ``start``.
+        """
         ray = _ray()
         spec = as_spec(spec)
-        actor = self._host.options(
-            num_cpus=spec.cpus,
-            memory=spec.memory_bytes,
-            resources={DOCKER_RESOURCE: _DOCKER_SHARE},
-        ).remote(spec.model_dump(), detach)
+        options: dict[str, Any] = {
+            "num_cpus": spec.cpus,
+            "memory": spec.memory_bytes,
+            "resources": {DOCKER_RESOURCE: _DOCKER_SHARE},
+        }
+        if node_id is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        actor = self._host(host).options(**options).remote(spec.model_dump(), detach, **host_kwargs)
         try:
             where = ray.get(actor.describe.remote(), timeout=self.placement_timeout_s)
         except ray.exceptions.GetTimeoutError:
             ray.kill(actor)
+            on = f"node {node_id[:12]}" if node_id else "Ray node with a Docker engine"
             raise PlacementError(
-                f"no Ray node with a Docker engine has {spec.cpus} CPUs and {spec.memory} of"
-                f" memory free after {self.placement_timeout_s:.0f}s; free some sandboxes or"
-                " add nodes started with --resources='{\"docker\": 1}'"
+                f"no {on} has {spec.cpus} CPUs and {spec.memory} of memory free after"
+                f" {self.placement_timeout_s:.0f}s; free some sandboxes or add nodes started"
+                " with --resources='{\"docker\": 1}'"
             ) from None
         except ray.exceptions.RayActorError as e:
-            # The constructor raised: surface the sandbox error itself.
-            cause = getattr(e, "cause", None) or getattr(e, "error", None)
-            if isinstance(cause, BaseException):
-                raise cause from None
-            raise SandboxError(f"the sandbox actor died while starting: {e}") from None
+            raise _actor_error(e) from None
         sandbox = RaySandbox(self, actor, spec, where)
         with self._lock:
             self._sandboxes[sandbox.id] = sandbox
         return sandbox
+
+    def _host(self, cls: type[SandboxHost]) -> Any:
+        with self._lock:
+            if cls not in self._hosts:
+                self._hosts[cls] = _ray().remote(max_concurrency=64)(cls)
+            return self._hosts[cls]
+
+    def agents(self, settings: SandboxSettings | None = None) -> dict[str, Any]:
+        """``{node id: NodeAgent}`` for every live Docker node (started on first use)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        live = {n["node_id"] for n in self.nodes()}
+        with self._lock:
+            for node in live - self._agents.keys():
+                self._agents[node] = self._agent_cls.options(
+                    num_cpus=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                ).remote(portable_settings(settings) if settings else None)
+            for gone in self._agents.keys() - live:
+                self._agents.pop(gone)
+            return dict(self._agents)
 
     def get(self, sandbox_id: str) -> RaySandbox:
         with self._lock:
@@ -202,13 +208,22 @@ class RaySandbox:
         self.container: str = where["container"]
         self.node_id: str = where["node_id"]
         self.node_ip: str = where["node_ip"]
-        self.commands = _Namespace(self, "commands")
+        self.commands = _Commands(self)
         self.files = _Namespace(self, "files")
         self.sessions = _RaySessions(self)
+        self.runtime = _RayRuntime(self)
+        self._settings: SandboxSettings | None = None
         self.closed = False
 
     def _call(self, path: str, *args: Any, **kwargs: Any) -> Any:
         return self.backend._call(self.actor.call.remote(path, *args, **kwargs))
+
+    @property
+    def settings(self) -> SandboxSettings:
+        """The sandbox settings on the sandbox's node (caps, limits)."""
+        if self._settings is None:
+            self._settings = SandboxSettings(**self.backend._call(self.actor.settings.remote()))
+        return self._settings
 
     def info(self) -> SandboxInfo:
         return self._call("info")
@@ -217,7 +232,28 @@ class RaySandbox:
         return self._call("snapshot")
 
     def restart(self) -> None:
-        self._call("restart")
+        """Kill every process (sessions included) and start the container again."""
+        self.backend._call(self.actor.restart.remote())
+
+    def audit_file(
+        self,
+        action: str,
+        path: str,
+        *,
+        started: float,
+        bytes_in: int | None = None,
+        bytes_out: int | None = None,
+    ) -> None:
+        # ``started`` is this process's monotonic clock: send the elapsed time instead.
+        elapsed = time.monotonic() - started
+        self.backend._call(self.actor.audit_file.remote(action, path, elapsed, bytes_in, bytes_out))
+
+    def detach(self) -> None:
+        """Let go of the actor (its CPUs and memory) but keep the container running."""
+        if not self.closed:
+            self.closed = True
+            _ray().kill(self.actor)
+            self.backend.forget(self.id)
 
     def close(self) -> None:
         """Remove the container and free the node's resources."""
@@ -241,7 +277,7 @@ class RaySandbox:
 
 
 class _Namespace:
-    """``sb.commands`` / ``sb.files``: every public method forwards to the actor."""
+    """``sb.files``: every public method forwards to the actor."""
 
     def __init__(self, sandbox: RaySandbox, name: str):
         self._sb = sandbox
@@ -250,14 +286,113 @@ class _Namespace:
     def __getattr__(self, method: str):
         if method.startswith("_"):
             raise AttributeError(method)
-        if self._name == "commands" and method == "run":
-            return self._run
         return lambda *a, **kw: self._sb._call(f"{self._name}.{method}", *a, **kw)
 
-    def _run(self, cmd: str, **kwargs: Any) -> CommandResult:
+
+class _Commands:
+    """``sb.commands.run`` (to completion) and ``sb.commands.stream`` (piece by piece)."""
+
+    def __init__(self, sandbox: RaySandbox):
+        self._sb = sandbox
+
+    def run(self, cmd: str, **kwargs: Any) -> CommandResult:
         if kwargs.get("background"):
-            raise SandboxError("background commands are not forwarded over Ray; use a session")
+            raise SandboxError("background commands are not forwarded over Ray; use stream()")
         return self._sb._call("commands.run", cmd, **kwargs)
+
+    def stream(self, cmd: str, **kwargs: Any) -> RayCommandStream:
+        """Start ``sh -c cmd``; iterate the result for its output as it comes."""
+        return RayCommandStream(self._sb, cmd, **kwargs)
+
+
+class RayCommandStream:
+    """A command running in a Ray-hosted sandbox, its output streamed from the node.
+
+    Iterating yields ``("stdout" | "stderr", bytes)`` pieces and ends with
+    ``("exit", CommandResult)``; ``kill()`` stops the command's process tree.
+    Starting raises at once when the command cannot start (sandbox not running).
+    """
+
+    def __init__(
+        self,
+        sandbox: RaySandbox,
+        cmd: str,
+        *,
+        timeout: float | None = 600.0,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+    ):
+        ray = _ray()
+        self._sb = sandbox
+        self.id = "cmd-" + secrets.token_hex(6)
+        self.cmd = cmd
+        self._refs = sandbox.actor.stream.options(num_returns="streaming").remote(
+            self.id, cmd, timeout=timeout, env=env or {}, cwd=cwd, user=user
+        )
+        ray.get(next(self._refs))  # ("start", id): the exec is running, or this raises
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        ray = _ray()
+        for ref in self._refs:
+            yield ray.get(ref)
+
+    def wait(self) -> CommandResult:
+        """Drain the output and return the result."""
+        for kind, data in self:
+            if kind == "exit":
+                return data
+        raise SandboxError(f"the stream of {self.cmd!r} ended without a result")
+
+    def kill(self) -> None:
+        self._sb.backend._call(self._sb.actor.kill_command.remote(self.id))
+
+
+class _RayRuntime:
+    """The few engine calls the control plane's file routes make, done on the sandbox's node."""
+
+    def __init__(self, sandbox: RaySandbox):
+        self._sb = sandbox
+
+    def stat(self, container: str, path: str) -> dict[str, Any] | None:
+        return self._sb.backend._call(self._sb.actor.stat.remote(path))
+
+    def get_archive(self, container: str, path: str) -> tuple[Iterator[bytes], dict[str, Any]]:
+        """A tar stream of ``path`` (read from the node piece by piece) and its stat."""
+        ray = _ray()
+        refs = self._sb.actor.read_archive.options(num_returns="streaming").remote(path)
+        stat = ray.get(next(refs))
+
+        def chunks() -> Iterator[bytes]:
+            for ref in refs:
+                yield ray.get(ref)
+
+        return chunks(), stat
+
+    def put_archive(self, container: str, directory: str, data: Any) -> bool:
+        """Extract a tar (bytes, a file or an iterator of bytes) under ``directory``."""
+        sb, call = self._sb, self._sb.backend._call
+        upload = call(sb.actor.upload_open.remote())
+        for piece in _pieces(data):
+            call(sb.actor.upload_write.remote(upload, piece))
+        return call(sb.actor.upload_put.remote(upload, directory))
+
+
+def _pieces(data: Any) -> Iterator[bytes]:
+    if isinstance(data, bytes | bytearray | memoryview):
+        yield bytes(data)
+    elif hasattr(data, "read"):
+        while piece := data.read(UPLOAD_CHUNK):
+            yield piece
+    else:
+        pending = b""
+        for chunk in data:
+            pending += chunk
+            if len(pending) >= UPLOAD_CHUNK:
+                yield pending
+                pending = b""
+        if pending:
+            yield pending
 
 
 class _RaySessions:
@@ -279,6 +414,14 @@ class RaySession:
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         ref = self._sb.actor.session_call.remote(self.id, method, *args, **kwargs)
         return self._sb.backend._call(ref)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the shell has exited (a restart of the sandbox ends every shell)."""
+        try:
+            return self._call("closed")
+        except SandboxError:
+            return True
 
     def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult:
         return self._call("run", cmd, timeout=timeout)

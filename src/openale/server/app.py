@@ -17,7 +17,7 @@ from fastapi import FastAPI
 import openale
 from openale.server import routes_admin, routes_files, routes_sandboxes, streaming
 from openale.server.audit import AuditMiddleware
-from openale.server.backend import LocalBackend
+from openale.server.backend import LocalBackend, SandboxBackend
 from openale.server.errors import install_error_handlers
 from openale.server.metrics import ServerMetrics
 from openale.server.reconcile import Reaper, sync
@@ -33,7 +33,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     store = Store(settings.database_url)
     server_id = store.server_id()
-    backend = LocalBackend(settings.sandbox, server_id)
+    backend = make_backend(settings, server_id)
     state = AppState(
         settings=settings,
         store=store,
@@ -55,6 +55,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             reaper.stop()
+            backend.close()
 
     app = FastAPI(
         title="openale control plane",
@@ -71,6 +72,20 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_files.router)
     _include_envhub(app)
     return app
+
+
+def make_backend(settings: ServerSettings, server_id: str) -> SandboxBackend:
+    """The configured backend: this host's engine, or the Docker nodes of a Ray cluster."""
+    if settings.backend == "ray":
+        from openale.server.backend_ray import RayBackend
+
+        return RayBackend(
+            settings.sandbox,
+            server_id,
+            address=settings.ray_address,
+            placement_timeout_s=settings.ray_placement_timeout_s,
+        )
+    return LocalBackend(settings.sandbox, server_id)
 
 
 def _include_envhub(app: FastAPI) -> None:

@@ -3,7 +3,8 @@
 ``SandboxBackend`` is all the routes need: "create a sandbox for this spec",
 "give me the ``Sandbox`` for this id", plus what reconciliation and snapshots
 use. ``LocalBackend`` runs them on this host's engine through the embedded
-``openale.sandbox`` API; a Ray backend would place them on cluster nodes.
+``openale.sandbox`` API; ``RayBackend`` (``backend_ray.py``) places them on
+the Docker nodes of a Ray cluster.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec, Snapshot
 from openale.sandbox.audit import AuditLog
@@ -23,6 +25,8 @@ from openale.sandbox.sandbox import Session, delete_snapshot, load_snapshot
 # Every container this control plane starts carries the store's id and the
 # owner, so a restarted server can tell its own containers from anyone else's.
 L_SERVER, L_SERVER_OWNER = "openale.server", "openale.server.owner"
+# The Ray node a container was started from, so a shared engine still tells the nodes apart.
+L_SERVER_NODE = "openale.server.node"
 
 
 class SandboxBackend(Protocol):
@@ -50,6 +54,28 @@ class SandboxBackend(Protocol):
 
     def delete_snapshot(self, snapshot_id: str) -> None: ...
 
+    def stream(
+        self, sandbox: Any, cmd: str, emit: Callable[[str, object], None], **kwargs: Any
+    ) -> Any:
+        """Start a command whose output chunks go to ``emit(kind, bytes)`` as they come.
+
+        Returns a handle with ``wait() -> CommandResult``, ``kill()`` and a
+        writable ``interrupted`` flag.
+        """
+        ...
+
+    def adopt(self, sandbox_id: str, spec: SandboxSpec) -> None:
+        """Take over a running sandbox found at start-up (raise if that is impossible)."""
+        ...
+
+    def node_of(self, sandbox_id: str) -> str | None:
+        """The cluster node hosting the sandbox, where that means anything."""
+        ...
+
+    def close(self) -> None:
+        """Let go of in-process handles at shutdown; containers keep running."""
+        ...
+
 
 def new_sandbox_id() -> str:
     return "sb-" + secrets.token_hex(6)
@@ -58,9 +84,10 @@ def new_sandbox_id() -> str:
 class LocalBackend:
     """Sandboxes on this host's container engine, one cached ``Sandbox`` handle per id."""
 
-    def __init__(self, settings: SandboxSettings, server_id: str):
+    def __init__(self, settings: SandboxSettings, server_id: str, node: str | None = None):
         self.settings = settings
         self.server_id = server_id
+        self.node = node  # set when a Ray actor drives this backend on one node
         self.runtime = DockerRuntime(settings)
         self._handles: dict[str, Sandbox] = {}
         self._sessions: dict[tuple[str, str], Session] = {}
@@ -77,6 +104,7 @@ class LocalBackend:
             **spec.labels,
             L_SERVER: self.server_id,
             L_SERVER_OWNER: owner,
+            **({L_SERVER_NODE: self.node} if self.node else {}),
         }
         audit = AuditLog(self.settings.audit_dir)
         started = time.monotonic()
@@ -173,6 +201,26 @@ class LocalBackend:
         except SandboxError:
             return  # already gone from the engine
         delete_snapshot(snap, self.settings)
+
+    # -- the rest of the seam ------------------------------------------------------------
+
+    def stream(
+        self, sandbox: Any, cmd: str, emit: Callable[[str, object], None], **kwargs: Any
+    ) -> Any:
+        from openale.server.streaming import StreamingCommand
+
+        kwargs["env"] = kwargs.get("env") or {}
+        kwargs["user"] = kwargs.get("user") or sandbox.spec.user
+        return StreamingCommand(sandbox, cmd, emit, **kwargs)
+
+    def adopt(self, sandbox_id: str, spec: SandboxSpec) -> None:
+        """Nothing to do: the engine is local and ``get`` builds handles from the id."""
+
+    def node_of(self, sandbox_id: str) -> str | None:
+        return None
+
+    def close(self) -> None:
+        """Nothing held that outlives the process."""
 
 
 class SessionNotFoundError(SandboxNotFoundError):

@@ -14,6 +14,7 @@ from openale.sandbox.errors import (
     SandboxNotFoundError,
     SandboxNotRunningError,
 )
+from openale.sandbox.ray_backend import PlacementError
 from openale.server.auth import Principal, principal
 from openale.server.backend import new_sandbox_id
 from openale.server.errors import Conflict
@@ -60,8 +61,8 @@ def launch(st: AppState, sandbox_id: str, owner: str, spec: SandboxSpec) -> Sand
     started = time.monotonic()
     try:
         st.backend.create(sandbox_id, spec, owner)
-    except (InvalidSpecError, ImageNotFoundError):
-        # Bad input: nothing was started, so nothing may be left behind.
+    except (InvalidSpecError, ImageNotFoundError, PlacementError):
+        # Bad input, or no node with room: nothing was started, so nothing may be left behind.
         st.store.forget_sandbox(sandbox_id)
         raise
     except Exception as e:

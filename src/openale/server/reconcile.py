@@ -2,6 +2,8 @@
 
 - A sandbox the store thinks is alive but whose container vanished is ``failed``.
 - A running container the store knows is adopted (``running``); an exited one is ``stopped``.
+  The backend takes it over (``adopt``: on Ray, a new actor on the node holding
+  it); if it cannot, the sandbox is ``failed`` and its container removed.
 - A container labelled as this server's but unknown to the store (or already
   deleted/failed there) is an orphan and is removed.
 - A sandbox past its deadline, or idle longer than its TTL, is removed (``deleted``).
@@ -60,6 +62,14 @@ def sync(st: AppState, *, startup: bool = False) -> SyncReport:
             st.store.set_state(row.id, "failed", error="the server stopped while creating it")
             report.failed.append(row.id)
             continue
+        if engine_state in LIVE_ENGINE_STATES and startup:
+            try:
+                # On Ray: a new actor on the node holding the container.
+                st.backend.adopt(row.id, row.sandbox_spec)
+            except Exception as e:
+                _give_up(st, row.id, f"could not take it over after a restart: {e}")
+                report.failed.append(row.id)
+                continue
         if engine_state in LIVE_ENGINE_STATES and row.state != "running" and startup:
             st.store.set_state(row.id, "running")
             report.adopted.append(row.id)
@@ -89,6 +99,15 @@ def sync(st: AppState, *, startup: bool = False) -> SyncReport:
             st.backend.remove(sandbox_id)
             report.orphans_removed.append(sandbox_id)
     return report
+
+
+def _give_up(st: AppState, sandbox_id: str, error: str) -> None:
+    """Mark a sandbox failed and remove what is left of its container."""
+    st.store.set_state(sandbox_id, "failed", error=error)
+    try:
+        st.backend.remove(sandbox_id)
+    except Exception:  # the next pass removes it as an orphan
+        log.exception("could not remove the container of %s", sandbox_id)
 
 
 def _reap_reason(row: SandboxRow, audit: AuditLog, now: datetime) -> str | None:

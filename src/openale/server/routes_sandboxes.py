@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import Field
 
 from openale.sandbox import CommandResult, Sandbox, SandboxInfo, SandboxSpec, Snapshot
 from openale.sandbox.errors import InvalidSpecError, SandboxError, SandboxNotFoundError
@@ -23,14 +24,22 @@ from openale.server.schemas import (
     SessionCreateRequest,
     SessionRunRequest,
 )
-from openale.server.state import app_state
+from openale.server.state import AppState, app_state
 from openale.server.store import SandboxRow
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503)}
 router = APIRouter(prefix="/v1", tags=["sandboxes"], responses=ERRORS)
 
 
-@router.post("/sandboxes", status_code=201, response_model=SandboxInfo)
+class PlacedSandboxInfo(SandboxInfo):
+    """``SandboxInfo`` as the control plane serves it: also where the sandbox runs."""
+
+    node: str | None = Field(
+        None, description="id of the Ray node hosting the sandbox (Ray backend; else null)"
+    )
+
+
+@router.post("/sandboxes", status_code=201, response_model=PlacedSandboxInfo)
 def create_sandbox(
     body: CreateSandboxRequest,
     request: Request,
@@ -39,34 +48,58 @@ def create_sandbox(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> SandboxInfo:
     """Start a sandbox. Replaying an ``Idempotency-Key`` returns the first one (200)."""
+    from openale.sandbox.envhub import ENV_PREFIX, check_image_access
+
     st = app_state(request)
     spec = body.spec
-    if body.env:
-        image = st.env_hub().resolve(body.env, owner=who.owner)
-        spec = spec.model_copy(update={"image": image})
-    row, created = create_idempotent(st, who.owner, spec, body.env, idempotency_key)
+    env = body.env
+    if spec.image.startswith(ENV_PREFIX):
+        # Resolved here, for this owner: the engine would resolve it in the host's own hub.
+        if env:
+            raise InvalidSpecError(
+                "give the environment once: either 'env' or spec.image 'env:...'"
+            )
+        env = spec.image.removeprefix(ENV_PREFIX)
+    if env:
+        spec = spec.model_copy(update={"image": st.env_hub().resolve(env, owner=who.owner)})
+    # Another owner's EnvHub image is refused by its tag too, as if it did not exist.
+    check_image_access(spec.image, who.owner)
+    row, created = create_idempotent(st, who.owner, spec, env, idempotency_key)
     if not created:
         response.status_code = 200
+    node = st.backend.node_of(row.id)
     note(request, op="create" if created else "create.replay", sandbox=row.id)
-    return row.info()
+    if node:
+        note(request, detail={"node": node})
+    return placed(st, row)
 
 
-@router.get("/sandboxes", response_model=list[SandboxInfo])
+def placed(st: AppState, row: SandboxRow) -> PlacedSandboxInfo:
+    """The row's ``SandboxInfo`` plus the node hosting it (Ray backend)."""
+    return PlacedSandboxInfo.model_validate(
+        {**row.info().model_dump(), "node": st.backend.node_of(row.id)}
+    )
+
+
+@router.get("/sandboxes", response_model=list[PlacedSandboxInfo])
 def list_sandboxes(
     request: Request,
     who: Annotated[Principal, Depends(principal)],
     all: Annotated[bool, Query(description="everyone's sandboxes (admin scope)")] = False,
-) -> list[SandboxInfo]:
+) -> list[PlacedSandboxInfo]:
     if all and not who.admin:
         raise Forbidden(f"?all=true needs a token with the {ADMIN_SCOPE!r} scope")
     states = ("pending", "running", "stopped", "failed")
-    rows = app_state(request).store.list_sandboxes(None if all else who.owner, states)
-    return [r.info() for r in rows]
+    st = app_state(request)
+    rows = st.store.list_sandboxes(None if all else who.owner, states)
+    return [placed(st, r) for r in rows]
 
 
-@router.get("/sandboxes/{sandbox_id}", response_model=SandboxInfo)
-def get_sandbox(row: Annotated[SandboxRow, Depends(owned_row)]) -> SandboxInfo:
-    return row.info()
+@router.get("/sandboxes/{sandbox_id}", response_model=PlacedSandboxInfo)
+def get_sandbox(
+    request: Request, row: Annotated[SandboxRow, Depends(owned_row)]
+) -> PlacedSandboxInfo:
+    return placed(app_state(request), row)
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204)
@@ -78,16 +111,16 @@ def delete_sandbox(request: Request, row: Annotated[SandboxRow, Depends(owned_ro
     return Response(status_code=204)
 
 
-@router.post("/sandboxes/{sandbox_id}/restart", response_model=SandboxInfo)
+@router.post("/sandboxes/{sandbox_id}/restart", response_model=PlacedSandboxInfo)
 def restart_sandbox(
     request: Request, sb: Annotated[Sandbox, Depends(running_sandbox)]
-) -> SandboxInfo:
+) -> PlacedSandboxInfo:
     """Kill every process (sessions included) and start the sandbox again; files are kept."""
     st = app_state(request)
     sb.restart()
     st.backend.forget_sessions(sb.id)
     note(request, op="restart")
-    return st.store.get_sandbox(sb.id).info()
+    return placed(st, st.store.get_sandbox(sb.id))
 
 
 # -- commands ------------------------------------------------------------------------
@@ -201,13 +234,13 @@ def _owned_snapshot(request: Request, snapshot_id: str, who: Principal):
     return row
 
 
-@router.post("/snapshots/{snapshot_id}/fork", response_model=list[SandboxInfo])
+@router.post("/snapshots/{snapshot_id}/fork", response_model=list[PlacedSandboxInfo])
 def fork_snapshot(
     snapshot_id: str,
     body: ForkRequest,
     request: Request,
     who: Annotated[Principal, Depends(principal)],
-) -> list[SandboxInfo]:
+) -> list[PlacedSandboxInfo]:
     """Start ``n`` sandboxes from a snapshot, in parallel; all or none."""
     st = app_state(request)
     snap = _owned_snapshot(request, snapshot_id, who).snapshot()
@@ -235,7 +268,7 @@ def fork_snapshot(
         sandbox=snap.source_sandbox,
         detail={"snapshot": snapshot_id, "forks": [r.id for r in rows]},
     )
-    return [r.info() for r in rows]
+    return [placed(st, r) for r in rows]
 
 
 @router.delete("/snapshots/{snapshot_id}", status_code=204)

@@ -29,8 +29,16 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = Field(
         DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="largest file or archive upload (413 above)"
     )
-    backend: Literal["local"] = Field(
-        "local", description="where sandboxes run: 'local' = this host's container engine"
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="where sandboxes run: 'local' = this host's container engine,"
+        " 'ray' = the Docker nodes of a Ray cluster (CPUs and memory as Ray resources)",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster address for backend='ray'; None = start a local instance"
+    )
+    ray_placement_timeout_s: float = Field(
+        60.0, gt=0, description="how long a create waits for a node with room (then 503)"
     )
     reap_interval_s: float = Field(
         10.0, ge=0, description="period of the TTL/deadline reaper and engine sync; 0 = off"

@@ -1,8 +1,10 @@
 """``POST /v1/sandboxes/{id}/commands/stream``: a one-shot command's output as server-sent events.
 
-The command runs as a ``CommandHandle`` whose output buffers also forward each
-chunk to the event stream as it arrives, so the final ``exit`` event carries
-the same ``CommandResult`` (capped, audited) that ``/commands`` returns.
+The backend starts the command (``SandboxBackend.stream``): locally a
+``CommandHandle`` whose output buffers also forward each chunk to the event
+stream as it arrives; on Ray a streaming generator on the sandbox's node. The
+final ``exit`` event carries the same ``CommandResult`` (capped, audited) that
+``/commands`` returns.
 Interrupting (or the client going away) kills the command's whole process tree.
 """
 
@@ -96,15 +98,10 @@ async def stream_command(
 
     st.metrics.commands.labels(kind="stream").inc()
     try:
+        # The backend runs it where the sandbox is: this engine, or a Ray node.
         handle = await anyio.to_thread.run_sync(
-            lambda: StreamingCommand(
-                sb,
-                body.cmd,
-                emit,
-                timeout=body.timeout,
-                env=body.env or {},
-                cwd=body.cwd,
-                user=body.user or sb.spec.user,
+            lambda: st.backend.stream(
+                sb, body.cmd, emit, timeout=body.timeout, env=body.env, cwd=body.cwd, user=body.user
             )
         )
     except Exception:
