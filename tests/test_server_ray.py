@@ -198,8 +198,8 @@ def test_commands_sessions_files_and_streaming_on_a_node(server, alice):
         alice.delete(base)
 
 
-def test_restart_adopts_on_each_node_and_removes_a_planted_orphan(cluster, tmp_path, engine):
-    _, docker_nodes, _ = cluster
+def test_restart_adopts_per_node_fails_the_stranded_removes_orphans(cluster, tmp_path, engine):
+    _, docker_nodes, plain = cluster
     db = tmp_path / "restart.db"
     first = _serve(cluster, db).__enter__()
     server_id = first.state.server_id
@@ -214,14 +214,25 @@ def test_restart_adopts_on_each_node_and_removes_a_planted_orphan(cluster, tmp_p
         orphan, SandboxSpec(**ONE_CPU), "alice"
     )
     assert orphan in server_containers(engine, server_id)
+    # A recorded sandbox whose container names a node that cannot host sandboxes
+    # (as if its Docker node had gone): it cannot be taken over.
+    stranded = new_sandbox_id()
+    first.state.store.add_sandbox(stranded, "alice", SandboxSpec(**ONE_CPU), None)
+    first.state.store.set_state(stranded, "running")
+    LocalBackend(SandboxSettings(), server_id, node=plain).create(
+        stranded, SandboxSpec(**ONE_CPU), "alice"
+    )
     _stop_keeping_sandboxes(first)
 
     second = _serve(cluster, db)
     try:
         second.__enter__()
         report = second.state.startup_report
-        assert set(report.adopted) == {a["id"], b["id"]} and report.failed == []
+        assert set(report.adopted) == {a["id"], b["id"]} and report.failed == [stranded]
         assert report.orphans_removed == [orphan]
+        # Failed cleanly: the row says why, and its container is gone with the orphan.
+        row = second.state.store.get_sandbox(stranded)
+        assert row.state == "failed" and "could not take it over" in row.error
         assert server_containers(engine, server_id) == {a["id"], b["id"]}
         with second.client(token) as alice:
             for sb in (a, b):

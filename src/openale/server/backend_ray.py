@@ -171,11 +171,15 @@ class RayBackend:
         found = self._located().get(sandbox_id)
         if found is None:
             return False
-        node, _ = found
-        agent = self.ray.agents(self.settings).get(node)
-        if agent is None:
-            return False
-        removed = _ray().get(agent.remove_container.remote(CONTAINER_PREFIX + sandbox_id))
+        agents = self.ray.agents(self.settings)
+        # Its own node's agent; if that node is gone, any agent whose engine still has it.
+        order = [found[0]] if found[0] in agents else list(agents)
+        removed = False
+        for node in order:
+            name = CONTAINER_PREFIX + sandbox_id
+            removed = _ray().get(agents[node].remove_container.remote(name)) or removed
+            if removed:
+                break
         if removed:
             AuditLog(self.settings.audit_dir).record(sandbox_id, "lifecycle", "deleted")
         return removed
