@@ -65,7 +65,11 @@ def _actor_error(e: Exception) -> BaseException:
 
 
 class RaySandboxBackend:
-    """Creates sandboxes on the nodes of a Ray cluster (``address=None``: a local instance)."""
+    """Creates sandboxes on the nodes of a Ray cluster.
+
+    ``address=None`` starts a local instance whose one node (this host) has the
+    ``docker`` resource; joining an existing cluster leaves its resources as they are.
+    """
 
     def __init__(
         self,
@@ -81,12 +85,16 @@ class RaySandboxBackend:
             env = {
                 k: v for k, v in os.environ.items() if k.startswith("ALE_") or k in _FORWARDED_ENV
             }
+            kwargs = dict(init_kwargs or {})
+            if address is None and not os.environ.get("RAY_ADDRESS"):
+                # A fresh local instance: this host runs the engine, so it hosts sandboxes.
+                kwargs.setdefault("resources", {DOCKER_RESOURCE: 1})
             ray.init(
                 address=address,
                 namespace=namespace,
                 include_dashboard=False,
                 runtime_env={"env_vars": env},
-                **(init_kwargs or {}),
+                **kwargs,
             )
         self.placement_timeout_s = placement_timeout_s
         self.call_timeout_s = call_timeout_s
