@@ -8,8 +8,10 @@ started from (``openale.server.node``) and the server reports it as ``node``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import secrets
 import tarfile
 
 import pytest
@@ -131,6 +133,11 @@ def test_commands_sessions_files_and_streaming_on_a_node(server, alice):
         alice.post(f"{base}/sessions/{sid}/run", json={"cmd": "cd /tmp && export X=42"})
         r = alice.post(f"{base}/sessions/{sid}/run", json={"cmd": "pwd; echo $X"})
         assert r.json()["output"].split() == ["/tmp", "42"]
+        other = alice.post(f"{base}/sessions", json={"cwd": "/etc"}).json()["session_id"]
+        assert alice.post(f"{base}/sessions/{other}/interrupt").status_code == 204
+        assert alice.delete(f"{base}/sessions/{other}").status_code == 204
+        r = alice.post(f"{base}/sessions/{other}/run", json={"cmd": "pwd"})
+        assert r.status_code == 404
 
         payload = bytes(range(256)) * 256
         r = alice.put(f"{base}/files", params={"path": "/workspace/d/blob.bin"}, content=payload)
@@ -144,6 +151,14 @@ def test_commands_sessions_files_and_streaming_on_a_node(server, alice):
         assert [(e["name"], e["size"]) for e in listed] == [("blob.bin", len(payload))]
         exists = alice.get(f"{base}/files/exists", params={"path": "/workspace/d/blob.bin"})
         assert exists.json() == {"exists": True}
+
+        # Past the in-memory size the route streams a tar to the node piece by piece.
+        big = secrets.token_bytes(1 << 20) * 64 + b"tail"
+        r = alice.put(f"{base}/files", params={"path": "/workspace/big.bin"}, content=big)
+        assert r.status_code == 204, r.text
+        back = alice.get(f"{base}/files", params={"path": "/workspace/big.bin"}).content
+        assert hashlib.sha256(back).digest() == hashlib.sha256(big).digest()
+        del big, back
 
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
