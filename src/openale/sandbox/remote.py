@@ -16,16 +16,10 @@ twice.
 from __future__ import annotations
 
 import atexit
-import functools
 import tempfile
 import threading
-import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 from openale.sandbox import remote_calls as calls
 from openale.sandbox.errors import (
@@ -40,18 +34,14 @@ from openale.sandbox.remote_core import (
     Call,
     ServerError,
     SseParser,
-    Target,
     abs_path,
-    backoff,
-    error_from,
     pack_dir,
     replay,
     resolve_target,
-    should_retry,
     stream_error,
-    unavailable,
     unpack_dir,
 )
+from openale.sandbox.remote_http import RemoteHttp
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 from openale.server.schemas import SSE_ERROR, SSE_EXIT, SSE_START, ExistsResponse, SessionCreated
@@ -67,59 +57,6 @@ def _close_owned() -> None:
                 sb.close()
             except Exception:  # the server may already be gone at interpreter exit
                 pass
-
-
-@functools.lru_cache(maxsize=16)
-def _client(target: Target) -> httpx.Client:
-    # One pooled keep-alive client per server and token, shared by every sandbox
-    # and thread: a command's round trip then costs no TCP handshake.
-    return httpx.Client(
-        base_url=target.server,
-        headers=target.headers,
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-    )
-
-
-class RemoteHttp:
-    """Sends ``Call``s to one server: retries, typed errors, streaming."""
-
-    def __init__(self, target: Target):
-        self.target = target
-        self.client = _client(target)
-
-    def _send(self, call: Call, stream: bool) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                request = self.client.build_request(call.method, call.path, **call.request_kwargs())
-                response = self.client.send(request, stream=stream)
-            except httpx.TransportError as e:
-                if should_retry(call, e, attempt):
-                    time.sleep(backoff(attempt))
-                    attempt += 1
-                    continue
-                raise unavailable(self.target.server, e) from None
-            if response.status_code >= 400:
-                body = response.read()
-                response.close()
-                raise error_from(response.status_code, body)
-            return response
-
-    def send(self, call: Call) -> httpx.Response:
-        return self._send(call, stream=False)
-
-    def json(self, call: Call):
-        return self.send(call).json()
-
-    @contextmanager
-    def stream(self, call: Call) -> Iterator[httpx.Response]:
-        response = self._send(call, stream=True)
-        try:
-            yield response
-        except httpx.TransportError as e:
-            raise unavailable(self.target.server, e) from None
-        finally:
-            response.close()
 
 
 # -- commands ---------------------------------------------------------------------------

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import weakref
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-
-import httpx
 
 from openale.sandbox import remote_calls as calls
 from openale.sandbox.errors import (
@@ -30,87 +25,17 @@ from openale.sandbox.remote_core import (
     Call,
     ServerError,
     SseParser,
-    Target,
     abs_path,
-    backoff,
-    error_from,
     pack_dir,
     replay,
     resolve_target,
-    should_retry,
     stream_error,
-    unavailable,
     unpack_dir,
 )
+from openale.sandbox.remote_http import AsyncRemoteHttp
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 from openale.server.schemas import SSE_ERROR, SSE_EXIT, SSE_START, ExistsResponse, SessionCreated
-
-# An AsyncClient belongs to the event loop it first ran on: one pool per loop and server.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Target, httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _client(target: Target) -> httpx.AsyncClient:
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    if target not in per_loop:
-        per_loop[target] = httpx.AsyncClient(
-            base_url=target.server,
-            headers=target.headers,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-        )
-    return per_loop[target]
-
-
-async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
-class AsyncRemoteHttp:
-    """Sends ``Call``s to one server from asyncio: retries, typed errors, streaming."""
-
-    def __init__(self, target: Target):
-        self.target = target
-
-    async def _send(self, call: Call, stream: bool) -> httpx.Response:
-        client = _client(self.target)
-        attempt = 0
-        while True:
-            kwargs = call.request_kwargs()
-            if kwargs["content"] is not None and not isinstance(kwargs["content"], bytes):
-                kwargs["content"] = _aiter(kwargs["content"])  # AsyncClient wants async bodies
-            try:
-                request = client.build_request(call.method, call.path, **kwargs)
-                response = await client.send(request, stream=stream)
-            except httpx.TransportError as e:
-                if should_retry(call, e, attempt):
-                    await asyncio.sleep(backoff(attempt))
-                    attempt += 1
-                    continue
-                raise unavailable(self.target.server, e) from None
-            if response.status_code >= 400:
-                body = await response.aread()
-                await response.aclose()
-                raise error_from(response.status_code, body)
-            return response
-
-    async def send(self, call: Call) -> httpx.Response:
-        return await self._send(call, stream=False)
-
-    async def json(self, call: Call):
-        return (await self.send(call)).json()
-
-    @asynccontextmanager
-    async def stream(self, call: Call) -> AsyncIterator[httpx.Response]:
-        response = await self._send(call, stream=True)
-        try:
-            yield response
-        except httpx.TransportError as e:
-            raise unavailable(self.target.server, e) from None
-        finally:
-            await response.aclose()
 
 
 class AsyncRemoteCommandHandle:
