@@ -1,7 +1,7 @@
 """Training throughput of ``Trainer.train_step`` against a bare PyTorch step, side by side.
 
-    python benchmarks/rl_trainer_bench.py [--model smollm2] [--samples 4] [--length 192]
-        [--micro-batch-tokens 384] [--repeats 3]
+    python benchmarks/rl_trainer_bench.py [--model smollm2] [--samples 4] [--length 96]
+        [--micro-batch-tokens 192] [--repeats 3]
 
 Both sides train the same model (SmolLM2-135M by default) on the same batch,
 split into the same micro-batches:
@@ -121,6 +121,39 @@ def run(args: argparse.Namespace) -> dict:
         "trainer_reuse_old": lambda: time_trainer(False),
         "bare": time_bare,
     }
+
+    def summary(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict:
+        med = {name: statistics.median(t) for name, t in times.items()}
+        med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
+        return {
+            "value": round(med_cpu["bare"] / med_cpu["trainer"], 3),
+            "value_reuse_old_logprobs": round(med_cpu["bare"] / med_cpu["trainer_reuse_old"], 3),
+            "wall_ratio": round(med["bare"] / med["trainer"], 3),
+            "wall_ratio_reuse_old_logprobs": round(med["bare"] / med["trainer_reuse_old"], 3),
+            "goal": 0.8,
+            "note": "value: default TrainerConfig (pi_old recomputed by a no-grad forward); "
+            "value_reuse_old_logprobs: recompute_old_logprobs=False (pi_old from the gradient "
+            "pass). Ratios of median process CPU seconds per step (the work done; other jobs "
+            "on a shared machine inflate it less than wall-clock); wall_ratio*: from wall-clock "
+            f"medians. Load average at the start: {load:.1f} on {os.cpu_count()} cores.",
+            "model": args.model,
+            "device": f"cpu ({platform.processor() or platform.machine()}), "
+            f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores (shared)",
+            "algorithm": "ipa",
+            "samples": args.samples,
+            "length": args.length,
+            "micro_batch_tokens": args.micro_batch_tokens,
+            "micro_batches": len(packs),
+            "padded_tokens_per_step": padded,
+            "repeats": len(times["trainer"]),
+            **{f"{name}_s": [round(x, 3) for x in t] for name, t in times.items()},
+            **{f"{name}_cpu_s": [round(x, 3) for x in t] for name, t in cpu.items()},
+            **{f"{name}_tokens_per_s": round(padded / m, 1) for name, m in med.items()},
+            **{f"{name}_tokens_per_cpu_s": round(padded / m, 1) for name, m in med_cpu.items()},
+            "timestamp": datetime.now(UTC).isoformat(),
+            "torch": torch.__version__,
+        }
+
     for fn in sides.values():  # warm-up: allocator, optimizer state
         fn()
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -135,36 +168,9 @@ def run(args: argparse.Namespace) -> dict:
             f"repeat {i + 1}/{args.repeats}: "
             + ", ".join(f"{n} {times[n][-1]:.2f} s ({cpu[n][-1]:.2f} cpu-s)" for n in names)
         )
-    med = {name: statistics.median(t) for name, t in times.items()}
-    med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
-    return {
-        "value": round(med_cpu["bare"] / med_cpu["trainer"], 3),
-        "value_reuse_old_logprobs": round(med_cpu["bare"] / med_cpu["trainer_reuse_old"], 3),
-        "wall_ratio": round(med["bare"] / med["trainer"], 3),
-        "wall_ratio_reuse_old_logprobs": round(med["bare"] / med["trainer_reuse_old"], 3),
-        "goal": 0.8,
-        "note": "value: default TrainerConfig (pi_old recomputed by a no-grad forward); "
-        "value_reuse_old_logprobs: recompute_old_logprobs=False (pi_old from the gradient "
-        "pass). Ratios of median process CPU seconds per step (the work done, which other "
-        "jobs on a shared machine do not inflate); wall_ratio*: the same from wall-clock "
-        f"medians. Load average at the start: {load:.1f} on {os.cpu_count()} cores.",
-        "model": args.model,
-        "device": f"cpu ({platform.processor() or platform.machine()}), "
-        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} cores (shared)",
-        "algorithm": "ipa",
-        "samples": args.samples,
-        "length": args.length,
-        "micro_batch_tokens": args.micro_batch_tokens,
-        "micro_batches": len(packs),
-        "padded_tokens_per_step": padded,
-        "repeats": args.repeats,
-        **{f"{name}_s": [round(x, 3) for x in t] for name, t in times.items()},
-        **{f"{name}_cpu_s": [round(x, 3) for x in t] for name, t in cpu.items()},
-        **{f"{name}_tokens_per_s": round(padded / m, 1) for name, m in med.items()},
-        **{f"{name}_tokens_per_cpu_s": round(padded / m, 1) for name, m in med_cpu.items()},
-        "timestamp": datetime.now(UTC).isoformat(),
-        "torch": torch.__version__,
-    }
+        if not args.no_save:  # after every repeat: a run cut short still leaves its figures
+            save(summary(times, cpu))
+    return summary(times, cpu)
 
 
 def save(result: dict) -> None:
@@ -181,15 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--length", type=int, default=192)
-    parser.add_argument("--micro-batch-tokens", type=int, default=384)
+    parser.add_argument("--length", type=int, default=96)
+    parser.add_argument("--micro-batch-tokens", type=int, default=192)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    result = run(args)
-    print(json.dumps(result, indent=2))
-    if not args.no_save:
-        save(result)
+    print(json.dumps(run(args), indent=2))  # run() saved it after every repeat
 
 
 if __name__ == "__main__":
