@@ -4,10 +4,12 @@ One ``train_step`` is one optimizer step over a batch of ``Sample`` rows:
 
 1. split the batch into micro-batches of at most ``micro_batch_tokens`` padded
    tokens, and compute per-batch quantities (group advantages) over all of it;
-2. recompute pi_old for every micro-batch, with no grad, and log how far it
-   is from the behaviour log-probs mu the generator recorded (with
-   ``recompute_old_logprobs=False``, pi_old is the gradient pass's own
-   log-probs, detached: the same numbers without dropout, one forward fewer);
+2. compute pi_old for every micro-batch and log how far it is from the
+   behaviour log-probs mu the generator recorded. One step per batch means
+   pi_old is the weights before this step, so by default it is the gradient
+   pass's own log-probs, detached -- the same numbers as a separate no-grad
+   pass when no dropout is active, one forward fewer;
+   ``recompute_old_logprobs=True`` runs that separate pass (for dropout);
 3. for each micro-batch, the loss of the configured algorithm (plus the
    optional KL to a frozen reference and the imitation term), scaled by the
    micro-batch's share of the loss tokens, backward -- so the accumulated
@@ -80,8 +82,9 @@ class TrainerConfig(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # True: pi_old comes from its own no-grad forward pass before the update. False:
     # from the gradient pass itself, detached -- the same values when no dropout is
-    # active, since the weights do not change within a step; saves one forward.
-    recompute_old_logprobs: bool = True
+    # active, since the weights do not change within a step; saves one forward
+    # (tested equal in tests/test_rl_trainer.py).
+    recompute_old_logprobs: bool = False
 
 
 @dataclass
