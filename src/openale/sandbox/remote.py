@@ -6,11 +6,11 @@
         sb.files.write("notes.txt", b"hello")
 
 Same methods, results and typed errors as the embedded sandbox; each call is
-one HTTP request built by ``remote_core`` (shared with the asyncio face in
-``remote_aio``). Idempotent requests (reads, deletes, file writes, creates,
-which carry an ``Idempotency-Key``) are retried with exponential backoff when
-the server cannot be reached; the others never are, so a command never runs
-twice.
+one HTTP request built by ``remote_calls`` and sent by ``remote_http`` (shared
+with the asyncio face in ``remote_aio``). Idempotent requests (reads, deletes,
+file writes, creates, which carry an ``Idempotency-Key``) are retried with
+exponential backoff when the server cannot be reached; the others never are,
+so a command never runs twice.
 """
 
 from __future__ import annotations
