@@ -27,7 +27,7 @@ def cluster():
     docker_node = c.add_node(num_cpus=1, memory=2 * GIB, resources={"docker": 1})
     plain_node = c.add_node(num_cpus=1, memory=2 * GIB)
     c.wait_for_nodes()
-    backend = RaySandboxBackend(c.address, placement_timeout_s=5)
+    backend = RaySandboxBackend(c.address, placement_timeout_s=15)  # actors start slowly under load
     yield c, backend, {docker_node.node_id, c.head_node.node_id}, plain_node.node_id
     backend.close_all()
     ray.shutdown()
