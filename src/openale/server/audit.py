@@ -3,9 +3,10 @@
 A pure ASGI middleware sees the whole exchange: the caller (set by auth), the
 route template and sandbox id (set by routing), the status and the bytes in
 and out (counted on the wire, streams included). Handlers add what only they
-know (the operation, an exit code) with ``note``. The record is written before
-the last body chunk goes out, so a client that reads the audit right after a
-response always finds it.
+know (the operation, an exit code) with ``note``. The record is queued before
+the last body chunk goes out (``Store.add_audit``: a list append, written in
+batches by the store's writer thread), and every audit read flushes that queue
+first, so a client that reads the audit right after a response always finds it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import anyio
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,4 +87,4 @@ class AuditMiddleware:
             "duration_s": time.monotonic() - started,
             "detail": extra.pop("detail", None) or extra,
         }
-        await anyio.to_thread.run_sync(lambda: state.store.add_audit(**fields))
+        state.store.add_audit(**fields)  # no I/O here: queued for the writer thread

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 if TYPE_CHECKING:
     from openale.server.backend import SandboxBackend
@@ -26,6 +26,7 @@ class AppState:
     commands: dict[str, tuple[str, Any]] = field(default_factory=dict)
     commands_lock: threading.Lock = field(default_factory=threading.Lock)
     envhub: Any = None  # an ``openale.sandbox.envhub.EnvHub`` over the store, made on first use
+    token_cache: Any = None  # an ``openale.server.auth.TokenCache``, made on first use
 
     def env_hub(self):
         if self.envhub is None:
@@ -35,5 +36,5 @@ class AppState:
         return self.envhub
 
 
-def app_state(request: Request) -> AppState:
+def app_state(request: Request | WebSocket) -> AppState:
     return request.app.state.ale

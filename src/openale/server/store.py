@@ -4,12 +4,24 @@ SQLAlchemy 2 over SQLite by default or PostgreSQL by URL; the SQL stays
 portable (no JSON operators, no dialect-specific upserts). The store is the
 truth about who owns what and what state a sandbox is in; the reaper and the
 start-up reconciliation keep it in line with the engine. Tables: ``tables.py``.
+
+The hot path of a command touches no database: sandbox rows are cached for
+``SANDBOX_CACHE_TTL_S`` (changes made through this store drop them at once),
+last activity is kept in memory and written at most every
+``TOUCH_WRITE_INTERVAL_S`` per sandbox, and audit rows are queued and written
+in batches by one thread (``AuditQueue``); every audit read flushes the queue
+first, and closing the store (or the interpreter exiting) flushes it too.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import secrets
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -38,6 +50,19 @@ from openale.server.tables import (
 
 __all__ = ["ACTIVE_STATES", "Base", "SandboxRow", "Store", "as_utc", "is_admin"]
 
+log = logging.getLogger("openale.server.store")
+
+# Another process (a second replica on PostgreSQL) may change a sandbox's state:
+# this store then serves the old state for at most this long.
+SANDBOX_CACHE_TTL_S = 2.0
+# The reaper of this process sees every touch at once (see ``_activity``); the
+# database, and so other processes, lag behind by at most this much.
+TOUCH_WRITE_INTERVAL_S = 5.0
+
+# Token revocations per database URL, counted in this process: every Store (the
+# server's, the CLI's) bumps it, so in-process credential caches drop at once.
+_revocations: dict[str, int] = {}
+
 
 class Store:
     """Typed operations over the control-plane database (thread-safe; one per app)."""
@@ -48,19 +73,25 @@ class Store:
             if url.startswith(prefix):
                 url = "postgresql+psycopg://" + url[len(prefix) :]
         self.url = url
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
-            kwargs.update(pool_size=20, max_overflow=40)
+            # A SQLite file never drops a connection; a database server may.
+            kwargs.update(pool_size=20, max_overflow=40, pool_pre_ping=True)
         self.engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._cache_lock = threading.Lock()
+        self._rows: dict[str, tuple[float, SandboxRow]] = {}  # id -> (monotonic, row)
+        self._generation = 0  # bumped on every invalidation: a racing read is not cached
+        self._touched: dict[str, tuple[datetime, float]] = {}  # id -> (last active, written at)
+        self.audit_queue = AuditQueue(self)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -69,6 +100,8 @@ class Store:
             yield s
 
     def close(self) -> None:
+        """Write the queued audit rows, stop the writer, release the connections."""
+        self.audit_queue.close()
         self.engine.dispose()
 
     # -- identity ---------------------------------------------------------------------
@@ -121,7 +154,14 @@ class Store:
     def revoke_token(self, token_id: str) -> bool:
         with self.session() as s:
             res = s.execute(update(TokenRow).where(TokenRow.id == token_id).values(revoked=True))
-            return res.rowcount > 0
+            found = res.rowcount > 0
+        _revocations[self.url] = _revocations.get(self.url, 0) + 1
+        return found
+
+    @property
+    def revocations(self) -> int:
+        """How many revocations this process has made on this database (cache invalidation)."""
+        return _revocations.get(self.url, 0)
 
     # -- sandboxes --------------------------------------------------------------------
 
@@ -143,8 +183,34 @@ class Store:
             )
 
     def get_sandbox(self, sandbox_id: str) -> SandboxRow | None:
+        """The row (cached up to ``SANDBOX_CACHE_TTL_S``; treat it as read-only)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._rows.get(sandbox_id)
+            generation = self._generation
+        if hit is not None and now - hit[0] < SANDBOX_CACHE_TTL_S:
+            return self._activity(hit[1])
         with self.session() as s:
-            return s.get(SandboxRow, sandbox_id)
+            row = s.get(SandboxRow, sandbox_id)
+        if row is not None:
+            with self._cache_lock:
+                if generation == self._generation:
+                    self._rows[sandbox_id] = (now, row)
+        return self._activity(row)
+
+    def _activity(self, row: SandboxRow | None) -> SandboxRow | None:
+        # The last activity this process saw, even when not yet written.
+        seen = self._touched.get(row.id) if row is not None else None
+        if seen is not None and seen[0] > as_utc(row.last_active_at):
+            row.last_active_at = seen[0]
+        return row
+
+    def _forget_cached(self, sandbox_id: str, *, touches: bool = False) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._rows.pop(sandbox_id, None)
+            if touches:
+                self._touched.pop(sandbox_id, None)
 
     def list_sandboxes(
         self, owner: str | None = None, states: tuple[str, ...] | None = None
@@ -155,7 +221,7 @@ class Store:
         if states is not None:
             q = q.where(SandboxRow.state.in_(states))
         with self.session() as s:
-            return list(s.scalars(q))
+            return [self._activity(row) for row in s.scalars(q)]
 
     def set_state(self, sandbox_id: str, state: str, error: str | None = None) -> None:
         values: dict[str, Any] = {"state": state}
@@ -163,13 +229,20 @@ class Store:
             values["error"] = error
         with self.session() as s:
             s.execute(update(SandboxRow).where(SandboxRow.id == sandbox_id).values(**values))
+        self._forget_cached(sandbox_id, touches=state == "deleted")
 
     def touch(self, sandbox_id: str) -> None:
+        """Record activity now; written to the database at most every few seconds."""
+        now, mono = utcnow(), time.monotonic()
+        with self._cache_lock:
+            written = self._touched.get(sandbox_id, (now, float("-inf")))[1]
+            due = mono - written >= TOUCH_WRITE_INTERVAL_S
+            self._touched[sandbox_id] = (now, mono if due else written)
+        if not due:
+            return
         with self.session() as s:
             s.execute(
-                update(SandboxRow)
-                .where(SandboxRow.id == sandbox_id)
-                .values(last_active_at=utcnow())
+                update(SandboxRow).where(SandboxRow.id == sandbox_id).values(last_active_at=now)
             )
 
     def forget_sandbox(self, sandbox_id: str) -> None:
@@ -177,6 +250,7 @@ class Store:
         with self.session() as s:
             s.execute(delete(IdempotencyRow).where(IdempotencyRow.sandbox_id == sandbox_id))
             s.execute(delete(SandboxRow).where(SandboxRow.id == sandbox_id))
+        self._forget_cached(sandbox_id, touches=True)
 
     def count_by_state(self) -> dict[str, int]:
         with self.session() as s:
@@ -224,9 +298,10 @@ class Store:
     # -- audit ------------------------------------------------------------------------
 
     def add_audit(self, **fields: Any) -> None:
+        """Queue one record (stamped now); the writer thread stores it within milliseconds."""
         detail = fields.pop("detail", None) or {}
-        with self.session() as s:
-            s.add(AuditRow(ts=utcnow(), detail=json.dumps(detail, default=str), **fields))
+        row = AuditRow(ts=utcnow(), detail=json.dumps(detail, default=str), **fields)
+        self.audit_queue.put(row)
 
     def query_audit(
         self,
@@ -245,9 +320,87 @@ class Store:
             q = q.where(AuditRow.ts >= since)
         if limit is not None:
             q = q.limit(limit)
+        self.audit_queue.flush()  # a read sees every record queued before it
         with self.session() as s:
             for row in s.scalars(q):
                 yield row.record()
+
+
+class AuditQueue:
+    """Audit rows waiting for one writer thread, which stores each batch in one transaction.
+
+    A request only appends to a list; the thread (started on first use) takes
+    everything queued so far whenever it is free, so rows arriving while it
+    writes form the next batch. ``flush`` writes what is queued in the calling
+    thread; it returns once every row queued before the call is stored.
+    """
+
+    def __init__(self, store: Store):
+        self._store = weakref.ref(store)
+        self._rows: list[AuditRow] = []
+        self._ready = threading.Condition()
+        self._write_lock = threading.Lock()  # one batch at a time, so flush waits for the thread
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        _queues.add(self)
+
+    def put(self, row: AuditRow) -> None:
+        with self._ready:
+            self._rows.append(row)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="ale-audit", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        if self._closed:
+            self.flush()  # no writer any more: store it now
+
+    def flush(self) -> None:
+        with self._write_lock:
+            with self._ready:
+                batch, self._rows = self._rows, []
+            store = self._store()
+            if not batch or store is None:
+                return
+            try:
+                with store.session() as s:
+                    s.add_all(batch)
+            except Exception:
+                with self._ready:  # keep them for the next attempt, in order
+                    self._rows[:0] = batch
+                raise
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._rows and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    return
+            try:
+                self.flush()
+            except Exception:
+                log.exception("audit rows could not be written; retrying in 1 s")
+                time.sleep(1.0)
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(10)
+        self.flush()
+
+
+_queues: weakref.WeakSet[AuditQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_audit_at_exit() -> None:
+    for queue in list(_queues):
+        try:
+            queue.flush()
+        except Exception:
+            log.exception("audit rows were lost at exit")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
