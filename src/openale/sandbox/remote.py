@@ -7,10 +7,11 @@
 
 Same methods, results and typed errors as the embedded sandbox; each call is
 one HTTP request built by ``remote_calls`` and sent by ``remote_http`` (shared
-with the asyncio face in ``remote_aio``). Idempotent requests (reads, deletes,
-file writes, creates, which carry an ``Idempotency-Key``) are retried with
-exponential backoff when the server cannot be reached; the others never are,
-so a command never runs twice.
+with the asyncio face in ``remote_aio``), except session commands, which go over
+one WebSocket per session (``remote_ws``) with HTTP as the fallback.
+Idempotent requests (reads, deletes, file writes, creates, which carry an
+``Idempotency-Key``) are retried with exponential backoff when the server
+cannot be reached; the others never are, so a command never runs twice.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from openale.sandbox.remote_core import (
     unpack_dir,
 )
 from openale.sandbox.remote_http import RemoteHttp
+from openale.sandbox.remote_ws import SessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 from openale.server.schemas import SSE_ERROR, SSE_EXIT, SSE_START, ExistsResponse, SessionCreated
@@ -163,22 +165,32 @@ class RemoteSession:
         self._sb = sandbox
         self.id = session_id
         self.closed = False
+        self._socket = SessionSocket(sandbox._http.target, sandbox.id, session_id)
 
     def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult:
+        """Run ``cmd`` in the shell: over the session's WebSocket, else one HTTP request."""
         call = calls.session_run(self._sb.id, self.id, cmd, timeout)
         try:
-            return CommandResult.model_validate(self._sb._http.json(call))
+            result = self._socket.run(call.json, call.read_timeout)
+            if result is None:
+                result = self._run_http(call)
+            return result
         except SessionClosedError:
             self.closed = True
             raise
+
+    def _run_http(self, call: Call) -> CommandResult:
+        return CommandResult.model_validate(self._sb._http.json(call))
 
     def interrupt(self) -> None:
         self._sb._http.send(calls.session_interrupt(self._sb.id, self.id))
 
     def close(self) -> None:
         if self.closed:
+            self._socket.close()
             return
         self.closed = True
+        self._socket.close()
         try:
             self._sb._http.send(calls.session_delete(self._sb.id, self.id))
         except (SessionClosedError, SandboxNotRunningError):
@@ -384,6 +396,7 @@ class RemoteSandbox:
         self._http.send(calls.restart(self.id))
         for s in self.sessions._open:
             s.closed = True  # their shells died with the restart
+            s._socket.close()
         self.sessions._open.clear()
 
     def ensure_running(self) -> None:

@@ -15,7 +15,7 @@ import anyio
 from fastapi import FastAPI
 
 import openale
-from openale.server import routes_admin, routes_files, routes_sandboxes, streaming
+from openale.server import routes_admin, routes_files, routes_sandboxes, routes_ws, streaming
 from openale.server.audit import AuditMiddleware
 from openale.server.backend import LocalBackend, SandboxBackend
 from openale.server.errors import install_error_handlers
@@ -70,6 +70,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(routes_sandboxes.router)
     app.include_router(streaming.router)
     app.include_router(routes_files.router)
+    app.include_router(routes_ws.router)
     _include_envhub(app)
     return app
 
