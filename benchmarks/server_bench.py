@@ -322,11 +322,13 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     lat = results["latency_ms"]
     labels = ["session run", "commands.run"]
+    w = 0.28
     for i, side in enumerate(("embedded", "remote")):
         vals = [lat[side]["session_run"]["p50"], lat[side]["commands_run"]["p50"]]
-        axes[0].bar([x + i * 0.4 for x in range(2)], vals, 0.4, label=side)
-    axes[0].bar([0.8], [lat["remote_http"]["session_run"]["p50"]], 0.4, label="remote, HTTP route")
-    axes[0].set_xticks([x + 0.2 for x in range(2)], labels)
+        axes[0].bar([x + i * w for x in range(2)], vals, w, label=side)
+    http = lat["remote_http"]["session_run"]["p50"]
+    axes[0].bar([2 * w], [http], w, label="remote, HTTP route")
+    axes[0].set_xticks([x + w for x in range(2)], labels)
     axes[0].set_ylabel("p50 ms")
     axes[0].set_yscale("log")
     axes[0].set_title("command round trip")
