@@ -4,20 +4,32 @@ A pure ASGI middleware sees the whole exchange: the caller (set by auth), the
 route template and sandbox id (set by routing), the status and the bytes in
 and out (counted on the wire, streams included). Handlers add what only they
 know (the operation, an exit code) with ``note``. The record is queued before
-the last body chunk goes out (``Store.add_audit``: a list append, written in
-batches by the store's writer thread), and every audit read flushes that queue
-first, so a client that reads the audit right after a response always finds it.
+the last body chunk goes out (``Store.add_audit``: a list append that
+``AuditQueue``, below, writes in batches from one thread), and every audit read
+flushes that queue first, so a client that reads the audit right after a
+response always finds it.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
 import time
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from sqlalchemy import insert
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openale.server.auth import PRINCIPAL_KEY
+from openale.server.tables import AuditRow
+
+if TYPE_CHECKING:
+    from openale.server.store import Store
+
+log = logging.getLogger("openale.server.audit")
 
 NOTE_KEY = "ale.audit"
 
@@ -88,3 +100,89 @@ class AuditMiddleware:
             "detail": extra.pop("detail", None) or extra,
         }
         state.store.add_audit(**fields)  # no I/O here: queued for the writer thread
+
+
+# -- how records reach the store --------------------------------------------------------
+
+AUDIT_COLUMNS = [c.name for c in AuditRow.__table__.columns if c.name != "id"]
+AUDIT_BATCH_WINDOW_S = 0.05  # the writer gathers rows this long after the first one
+
+
+class AuditQueue:
+    """Audit rows waiting for one writer thread, which stores each batch in one transaction.
+
+    A request only appends a dict to a list; the thread (started on first use)
+    wakes at the first row, gathers for ``AUDIT_BATCH_WINDOW_S`` and inserts
+    everything queued in one statement, so under load a transaction carries
+    many rows. ``flush`` writes what is queued in the calling thread; it returns
+    once every row queued before the call is stored.
+    """
+
+    def __init__(self, store: Store):
+        self._store = weakref.ref(store)
+        self._rows: list[dict[str, Any]] = []
+        self._ready = threading.Condition()
+        self._write_lock = threading.Lock()  # one batch at a time, so flush waits for the thread
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        _queues.add(self)
+
+    def put(self, row: dict[str, Any]) -> None:
+        with self._ready:
+            self._rows.append(row)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="ale-audit", daemon=True)
+                self._thread.start()
+            if len(self._rows) == 1:
+                self._ready.notify()
+        if self._closed:
+            self.flush()  # no writer any more: store it now
+
+    def flush(self) -> None:
+        with self._write_lock:
+            with self._ready:
+                batch, self._rows = self._rows, []
+            store = self._store()
+            if not batch or store is None:
+                return
+            try:
+                with store.session() as s:
+                    s.execute(insert(AuditRow), batch)
+            except Exception:
+                with self._ready:  # keep them for the next attempt, in order
+                    self._rows[:0] = batch
+                raise
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._rows and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    return
+                self._ready.wait(AUDIT_BATCH_WINDOW_S)  # close() cuts it short
+            try:
+                self.flush()
+            except Exception:
+                log.exception("audit rows could not be written; retrying in 1 s")
+                time.sleep(1.0)
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(10)
+        self.flush()
+
+
+_queues: weakref.WeakSet[AuditQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_audit_at_exit() -> None:
+    for queue in list(_queues):
+        try:
+            queue.flush()
+        except Exception:
+            log.exception("audit rows were lost at exit")

@@ -15,24 +15,22 @@ first, and closing the store (or the interpreter exiting) flushes it too.
 
 from __future__ import annotations
 
-import atexit
 import json
-import logging
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openale.sandbox.spec import SandboxSpec, Snapshot
+from openale.server.audit import AUDIT_COLUMNS, AuditQueue
 from openale.server.schemas import ADMIN_SCOPE, AuditRecord, TokenCreated, TokenInfo
 from openale.server.tables import (
     ACTIVE_STATES,
@@ -49,8 +47,6 @@ from openale.server.tables import (
 )
 
 __all__ = ["ACTIVE_STATES", "Base", "SandboxRow", "Store", "as_utc", "is_admin"]
-
-log = logging.getLogger("openale.server.store")
 
 # Another process (a second replica on PostgreSQL) may change a sandbox's state:
 # this store then serves the old state for at most this long.
@@ -300,7 +296,7 @@ class Store:
     def add_audit(self, **fields: Any) -> None:
         """Queue one record (stamped now); the writer thread stores it within ~0.1 s."""
         detail = fields.pop("detail", None) or {}
-        row = dict.fromkeys(_AUDIT_COLUMNS)  # one shape for every row: one executemany
+        row = dict.fromkeys(AUDIT_COLUMNS)  # one shape for every row: one executemany
         row.update(fields, ts=utcnow(), detail=json.dumps(detail, default=str))
         self.audit_queue.put(row)
 
@@ -325,90 +321,6 @@ class Store:
         with self.session() as s:
             for row in s.scalars(q):
                 yield row.record()
-
-
-_AUDIT_COLUMNS = [c.name for c in AuditRow.__table__.columns if c.name != "id"]
-AUDIT_BATCH_WINDOW_S = 0.05  # the writer gathers rows this long after the first one
-
-
-class AuditQueue:
-    """Audit rows waiting for one writer thread, which stores each batch in one transaction.
-
-    A request only appends a dict to a list; the thread (started on first use)
-    wakes at the first row, gathers for ``AUDIT_BATCH_WINDOW_S`` and inserts
-    everything queued in one statement, so under load a transaction carries
-    many rows. ``flush`` writes what is queued in the calling thread; it returns
-    once every row queued before the call is stored.
-    """
-
-    def __init__(self, store: Store):
-        self._store = weakref.ref(store)
-        self._rows: list[dict[str, Any]] = []
-        self._ready = threading.Condition()
-        self._write_lock = threading.Lock()  # one batch at a time, so flush waits for the thread
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        _queues.add(self)
-
-    def put(self, row: dict[str, Any]) -> None:
-        with self._ready:
-            self._rows.append(row)
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name="ale-audit", daemon=True)
-                self._thread.start()
-            if len(self._rows) == 1:
-                self._ready.notify()
-        if self._closed:
-            self.flush()  # no writer any more: store it now
-
-    def flush(self) -> None:
-        with self._write_lock:
-            with self._ready:
-                batch, self._rows = self._rows, []
-            store = self._store()
-            if not batch or store is None:
-                return
-            try:
-                with store.session() as s:
-                    s.execute(insert(AuditRow), batch)
-            except Exception:
-                with self._ready:  # keep them for the next attempt, in order
-                    self._rows[:0] = batch
-                raise
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._rows and not self._closed:
-                    self._ready.wait()
-                if self._closed:
-                    return
-                self._ready.wait(AUDIT_BATCH_WINDOW_S)  # close() cuts it short
-            try:
-                self.flush()
-            except Exception:
-                log.exception("audit rows could not be written; retrying in 1 s")
-                time.sleep(1.0)
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(10)
-        self.flush()
-
-
-_queues: weakref.WeakSet[AuditQueue] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_audit_at_exit() -> None:
-    for queue in list(_queues):
-        try:
-            queue.flush()
-        except Exception:
-            log.exception("audit rows were lost at exit")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
