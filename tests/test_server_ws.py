@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -194,6 +195,25 @@ def test_sdk_sessions_run_over_the_socket(server, alice, alice_token):
         shell.close()
         with pytest.raises(SandboxNotFoundError):
             shell.run("true")
+
+
+def test_async_sdk_sessions_run_over_the_socket(server, alice, alice_token):
+    from openale.sandbox import AsyncSandbox
+
+    async def main() -> str:
+        async with await AsyncSandbox.create(SMALL, server=server.url, token=alice_token) as sb:
+            shell = await sb.sessions.create()
+            await shell.run("cd /tmp; Y=7")
+            assert (await shell.run("echo $(pwd) $Y")).output == "/tmp 7\n"
+            runs = await asyncio.gather(*(shell.run(f"echo {i}") for i in range(4)))
+            assert sorted(r.output for r in runs) == [f"{i}\n" for i in range(4)]
+            await shell.close()
+            return sb.id
+
+    sandbox_id = asyncio.run(main())
+    records = alice.get("/v1/audit", params={"sandbox": sandbox_id}).json()
+    runs = [r for r in records if r["op"] == "session.run"]
+    assert len(runs) == 6 and all(r["method"] == "WS" for r in runs)
 
 
 def test_sdk_session_with_a_revoked_token_raises_auth_error(server):

@@ -33,6 +33,7 @@ from openale.sandbox.remote_core import (
     unpack_dir,
 )
 from openale.sandbox.remote_http import AsyncRemoteHttp
+from openale.sandbox.remote_ws import AsyncSessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 from openale.server.schemas import SSE_ERROR, SSE_EXIT, SSE_START, ExistsResponse, SessionCreated
@@ -129,21 +130,25 @@ class AsyncRemoteSession:
         self._sb = sandbox
         self.id = session_id
         self.closed = False
+        self._socket = AsyncSessionSocket(sandbox._http.target, sandbox.id, session_id)
 
     async def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult:
+        """Run ``cmd`` in the shell: over the session's WebSocket, else one HTTP request."""
+        call = calls.session_run(self._sb.id, self.id, cmd, timeout)
         try:
-            answer = await self._sb._http.json(
-                calls.session_run(self._sb.id, self.id, cmd, timeout)
-            )
+            result = await self._socket.run(call.json, call.read_timeout)
+            if result is None:
+                result = CommandResult.model_validate(await self._sb._http.json(call))
         except SessionClosedError:
             self.closed = True
             raise
-        return CommandResult.model_validate(answer)
+        return result
 
     async def interrupt(self) -> None:
         await self._sb._http.send(calls.session_interrupt(self._sb.id, self.id))
 
     async def close(self) -> None:
+        await self._socket.close()
         if self.closed:
             return
         self.closed = True
