@@ -7,6 +7,7 @@ ALE   := $(VENV)/bin/ale
 STAMP := .make
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: setup system docker venv images test test-fast demo bench lint clean
 
@@ -41,8 +42,10 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
+# The closed loop: base model on held-out toy tasks, SFT + IPA per examples/quickstart.toml,
+# held-out again; report in runs/demo, numbers in benchmarks/results/rl.json (~20-30 min).
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 bench: setup
 	$(PY) benchmarks/sandbox_bench.py
