@@ -51,6 +51,11 @@ bench: setup
 	$(PY) benchmarks/sandbox_bench.py
 	$(PY) benchmarks/bench_harness.py
 	cd benchmarks && ../$(PY) agent_bench.py
+	$(PY) benchmarks/server_bench.py
+	$(PY) benchmarks/rl_trainer_bench.py
+	$(PY) benchmarks/rl_rollout_bench.py
+	$(PY) benchmarks/rl_async_bench.py
+	$(PY) benchmarks/rl_ipa_vs_grpo.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
