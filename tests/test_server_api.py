@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from openale.sandbox import gc
 from openale.server import routes_files
 from openale.server.reconcile import sync
 from tests.conftest import PROCESS_LIST
@@ -424,6 +425,8 @@ def test_reaper_removes_idle_and_expired_sandboxes(server, alice, engine):
     import time
 
     time.sleep(2.5)  # past the 1 s TTL
+    # The embedded reaper leaves the control plane's sandboxes to the control plane.
+    assert idle not in {item.id for item in gc()}
     report = sync(server.state)
     assert idle in report.reaped and kept not in report.reaped
     assert alice.get(f"/v1/sandboxes/{idle}").status_code == 404

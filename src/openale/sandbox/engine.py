@@ -20,6 +20,9 @@ L_CREATED, L_SPEC, L_OWNER, L_DETACHED = (
     "openale.owner",
     "openale.detached",
 )
+# A control plane (``ale serve``) that owns a sandbox labels it with its id; its own
+# reaper and reconciliation decide the sandbox's fate, not the embedded reaper.
+L_SERVER = "openale.server"
 L_AUDIT = "openale.audit_dir"  # where the sandbox's activity is logged, for idle-TTL checks
 L_SNAPSHOT, L_SNAPSHOT_SOURCE = "openale.snapshot", "openale.snapshot.source"
 

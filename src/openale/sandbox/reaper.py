@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from openale.sandbox.audit import AuditLog
-from openale.sandbox.engine import L_AUDIT, L_CREATED, L_OWNER, L_SPEC, LABEL
+from openale.sandbox.engine import L_AUDIT, L_CREATED, L_OWNER, L_SERVER, L_SPEC, LABEL
 from openale.sandbox.runtime import DockerRuntime
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import SandboxSpec
@@ -65,6 +65,10 @@ def orphan_reason(summary: dict, audit: AuditLog, now: float) -> str | None:
     """Why this container should be removed, or None if it should live."""
     labels = summary["Labels"]
     sandbox_id = labels[LABEL]
+    if labels.get(L_SERVER):
+        # A control plane owns it: its activity is in the server's store, not in an
+        # audit file here, and its own reaper and start-up reconciliation judge it.
+        return None
     try:
         spec = SandboxSpec.model_validate_json(labels[L_SPEC])
         created = datetime.fromisoformat(labels[L_CREATED]).timestamp()

@@ -17,14 +17,14 @@ from typing import Any, Protocol
 
 from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec, Snapshot
 from openale.sandbox.audit import AuditLog
-from openale.sandbox.engine import L_AUDIT, L_CREATED, L_DETACHED, L_OWNER, L_SPEC, LABEL
+from openale.sandbox.engine import L_AUDIT, L_CREATED, L_DETACHED, L_OWNER, L_SERVER, L_SPEC, LABEL
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SessionClosedError
 from openale.sandbox.runtime import CONTAINER_PREFIX, DockerRuntime, now
 from openale.sandbox.sandbox import Session, delete_snapshot, load_snapshot
 
 # Every container this control plane starts carries the store's id and the
 # owner, so a restarted server can tell its own containers from anyone else's.
-L_SERVER, L_SERVER_OWNER = "openale.server", "openale.server.owner"
+L_SERVER_OWNER = "openale.server.owner"
 # The Ray node a container was started from, so a shared engine still tells the nodes apart.
 L_SERVER_NODE = "openale.server.node"
 
