@@ -324,6 +324,10 @@ def test_interactive_session_in_a_terminal(tmp_path):
     )
     pid, fd = pty.fork()
     if pid == 0:  # the child: `ale run` on a real terminal
+        import signal
+
+        # Run from a background job, we inherit SIGINT ignored; a terminal user does not.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(
             ale,
             [

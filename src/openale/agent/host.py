@@ -125,6 +125,9 @@ class _LocalShell:
             cwd=cwd,
             env=env,
             start_new_session=True,
+            # Started under nohup or as a background job, we ignore SIGINT, and bash
+            # could neither trap it nor let the commands it runs be interrupted by it.
+            preexec_fn=_default_sigint if _ignoring_sigint() else None,
         )
         self._fd = self._proc.stdout.fileno()
         setup = self.run("set -m; trap : INT; PS1=; PS2=", timeout=30)
@@ -257,6 +260,14 @@ def _process_table() -> dict[int, tuple[int, int]]:
         pid, ppid, pgid = (int(x) for x in line.split())
         table[pid] = (ppid, pgid)
     return table
+
+
+def _ignoring_sigint() -> bool:
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_group(group: int, sig: int) -> None:
