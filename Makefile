@@ -14,10 +14,12 @@ DEMO_ARGS ?=
 setup: system docker venv images
 
 system:
-	@if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then \
-	  echo "installing docker.io and debootstrap"; \
+	@if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null \
+	    || ! command -v pg_ctlcluster >/dev/null; then \
+	  echo "installing docker.io, debootstrap and postgresql (the control plane's store tests)"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker.io debootstrap >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    docker.io debootstrap postgresql >/dev/null; \
 	fi
 
 docker: system
