@@ -77,6 +77,43 @@ class SandboxBackend(Protocol):
         ...
 
 
+class SessionTable:
+    """The open sessions of a backend's sandboxes, by (sandbox id, session id)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def add(self, sandbox_id: str, session: Any) -> None:
+        with self._lock:
+            self._open[(sandbox_id, session.id)] = session
+
+    def get(self, sandbox_id: str, session_id: str) -> Any:
+        with self._lock:
+            session = self._open.get((sandbox_id, session_id))
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
+        if session.closed:
+            raise SessionClosedError(f"session {session_id} has exited")
+        return session
+
+    def drop(self, sandbox_id: str, session_id: str) -> None:
+        with self._lock:
+            session = self._open.pop((sandbox_id, session_id), None)
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
+        try:
+            session.close()
+        except SessionClosedError:
+            pass  # its shell had already exited
+
+    def forget(self, sandbox_id: str) -> None:
+        """Drop the handles of one sandbox's sessions (it was removed or restarted)."""
+        with self._lock:
+            for key in [k for k in self._open if k[0] == sandbox_id]:
+                self._open.pop(key)
+
+
 def new_sandbox_id() -> str:
     return "sb-" + secrets.token_hex(6)
 
@@ -90,7 +127,7 @@ class LocalBackend:
         self.node = node  # set when a Ray actor drives this backend on one node
         self.runtime = DockerRuntime(settings)
         self._handles: dict[str, Sandbox] = {}
-        self._sessions: dict[tuple[str, str], Session] = {}
+        self._sessions = SessionTable()
         self._lock = threading.Lock()
 
     def create(self, sandbox_id: str, spec: SandboxSpec, owner: str) -> Sandbox:
@@ -147,8 +184,7 @@ class LocalBackend:
     def remove(self, sandbox_id: str) -> bool:
         with self._lock:
             sb = self._handles.pop(sandbox_id, None)
-            for key in [k for k in self._sessions if k[0] == sandbox_id]:
-                self._sessions.pop(key)
+        self._sessions.forget(sandbox_id)
         if sb is not None:
             sb.sessions.close_all()
         removed = self.runtime.remove(CONTAINER_PREFIX + sandbox_id)
@@ -165,30 +201,17 @@ class LocalBackend:
     # -- sessions ---------------------------------------------------------------------
 
     def add_session(self, sandbox_id: str, session: Session) -> None:
-        with self._lock:
-            self._sessions[(sandbox_id, session.id)] = session
+        self._sessions.add(sandbox_id, session)
 
     def session(self, sandbox_id: str, session_id: str) -> Session:
-        with self._lock:
-            session = self._sessions.get((sandbox_id, session_id))
-        if session is None:
-            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
-        if session.closed:
-            raise SessionClosedError(f"session {session_id} has exited")
-        return session
+        return self._sessions.get(sandbox_id, session_id)
 
     def drop_session(self, sandbox_id: str, session_id: str) -> None:
-        with self._lock:
-            session = self._sessions.pop((sandbox_id, session_id), None)
-        if session is None:
-            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
-        session.close()
+        self._sessions.drop(sandbox_id, session_id)
 
     def forget_sessions(self, sandbox_id: str) -> None:
         """Drop the session handles of a restarted sandbox (its shells were killed)."""
-        with self._lock:
-            for key in [k for k in self._sessions if k[0] == sandbox_id]:
-                self._sessions.pop(key)
+        self._sessions.forget(sandbox_id)
 
     # -- snapshots --------------------------------------------------------------------
 

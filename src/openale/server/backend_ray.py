@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openale.sandbox.audit import AuditLog
-from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SessionClosedError
+from openale.sandbox.errors import SandboxError, SandboxNotFoundError
 from openale.sandbox.ray_backend import RaySandbox, RaySandboxBackend, _ray
 from openale.sandbox.ray_host import SandboxHost, node_id, portable_settings
 from openale.sandbox.runtime import CONTAINER_PREFIX, SNAPSHOT_REPOSITORY
@@ -36,7 +36,7 @@ from openale.server.backend import (
     L_SERVER,
     L_SERVER_NODE,
     LocalBackend,
-    SessionNotFoundError,
+    SessionTable,
 )
 
 log = logging.getLogger("openale.server")
@@ -98,8 +98,7 @@ class RayBackend:
         self.server_id = server_id
         self.ray = RaySandboxBackend(address, placement_timeout_s=placement_timeout_s)
         self._host_settings = portable_settings(settings)
-        self._sessions: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._sessions = SessionTable()
         self._attach_lock = threading.Lock()
 
     # -- sandboxes ----------------------------------------------------------------------
@@ -155,9 +154,7 @@ class RayBackend:
             return None
 
     def remove(self, sandbox_id: str) -> bool:
-        with self._lock:
-            for key in [k for k in self._sessions if k[0] == sandbox_id]:
-                self._sessions.pop(key)
+        self._sessions.forget(sandbox_id)
         try:
             handle = self.ray.get(sandbox_id)
         except SandboxNotFoundError:
@@ -223,32 +220,16 @@ class RayBackend:
     # -- sessions -----------------------------------------------------------------------
 
     def add_session(self, sandbox_id: str, session: Any) -> None:
-        with self._lock:
-            self._sessions[(sandbox_id, session.id)] = session
+        self._sessions.add(sandbox_id, session)
 
     def session(self, sandbox_id: str, session_id: str) -> Any:
-        with self._lock:
-            session = self._sessions.get((sandbox_id, session_id))
-        if session is None:
-            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
-        if session.closed:
-            raise SessionClosedError(f"session {session_id} has exited")
-        return session
+        return self._sessions.get(sandbox_id, session_id)
 
     def drop_session(self, sandbox_id: str, session_id: str) -> None:
-        with self._lock:
-            session = self._sessions.pop((sandbox_id, session_id), None)
-        if session is None:
-            raise SessionNotFoundError(f"no session {session_id!r} in sandbox {sandbox_id}")
-        try:
-            session.close()
-        except SessionClosedError:
-            pass  # its shell had already exited
+        self._sessions.drop(sandbox_id, session_id)
 
     def forget_sessions(self, sandbox_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._sessions if k[0] == sandbox_id]:
-                self._sessions.pop(key)
+        self._sessions.forget(sandbox_id)
 
     # -- commands, snapshots --------------------------------------------------------------
 
