@@ -52,7 +52,7 @@ class EnvironmentBuilder:
             _, built = self.images.build(
                 _context(task),
                 tag,
-                digest=digest,
+                digest=digest[:16],  # as in the tag, and as EnvHub labels its images
                 labels={TASK_LABEL: task.name},
                 timeout_s=int(task.config.environment.build_timeout_sec),
                 reuse=not force,
