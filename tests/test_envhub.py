@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from openale.cli.main import app
 from openale.sandbox import Sandbox
 from openale.sandbox.envhub import (
-    DIGEST_LABEL,
     EnvBuildError,
     EnvExistsError,
     EnvHub,
@@ -28,6 +27,7 @@ from openale.sandbox.envhub import (
     parse_ref,
 )
 from openale.sandbox.envhub.store import envs_table
+from openale.sandbox.images import DIGEST_LABEL
 from tests.conftest import BASE_IMAGE
 
 runner = CliRunner()
@@ -135,6 +135,19 @@ def test_a_from_image_missing_on_the_engine_fails_without_pulling(hub, tmp_path)
     with pytest.raises(EnvBuildError, match="not on the engine and no registry is used"):
         hub.build(name, "1.0")
     assert hub.get(name, "1.0").status == "failed"
+
+
+def test_a_from_word_inside_a_run_instruction_is_no_base_image(hub, tmp_path):
+    # The second line continues the RUN; a line-based FROM parser took it for
+    # `FROM pathlib` and refused the build (no such image on the engine).
+    name = unique()
+    text = (
+        f"FROM {BASE_IMAGE}\nRUN printf 'import os\\n\\\nfrom pathlib import Path\\n' > /opt/x.py\n"
+    )
+    hub.register(name, "1.0", context=folder(tmp_path, text))
+    assert hub.build(name, "1.0").status == "ready"
+    with Sandbox.create(image=f"env:{name}@1.0", memory="256m") as sb:
+        assert sb.commands.run("cat /opt/x.py").stdout == "import os\nfrom pathlib import Path\n"
 
 
 def test_a_build_cannot_start_or_be_deleted_while_one_runs(hub, tmp_path):

@@ -1,4 +1,4 @@
-"""``openale.sandbox.images`` against the real Docker engine.
+"""``openale.sandbox.images`` against the real Docker engine, and its Dockerfile parser.
 
 The module fixture builds the images once if they are missing (about two
 minutes) and is a few engine calls when they exist; nothing here forces a
@@ -18,14 +18,16 @@ import pytest
 from typer.testing import CliRunner
 
 from openale.cli.main import app
-from openale.sandbox import images
 from openale.sandbox.engine import docker_client
 from openale.sandbox.images import (
     BASE_IMAGE,
     TOOLBOX_IMAGE,
+    BuildContext,
+    ImageBuilder,
     ImageBuildError,
     apply_aliases,
     ensure_images,
+    from_images,
     list_images,
     split_image_ref,
     split_pem_certificates,
@@ -187,12 +189,63 @@ def test_apply_aliases_skips_missing_targets(settings):
     assert apply_aliases(custom) == {}
 
 
-def test_failed_build_raises_with_log_tail(client, scratch_tag):
-    dockerfile = f"FROM {BASE_IMAGE}\nRUN echo marker-before-failure && exit 3\n"
+def test_failed_build_raises_with_log_tail(settings, scratch_tag, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nRUN echo marker-before-failure && exit 3\n"
+    )
     with pytest.raises(ImageBuildError) as err:
-        images.docker_build(client, dockerfile, scratch_tag, network_mode="none")
+        ImageBuilder(settings).build(BuildContext(tmp_path), scratch_tag, timeout_s=300)
     assert "marker-before-failure" in str(err.value)
     assert "returned a non-zero code: 3" in str(err.value)
+    assert "marker-before-failure" in err.value.log
+
+
+def test_digest_covers_files_modes_and_from_image_ids(settings, client, scratch_tag, tmp_path):
+    builder = ImageBuilder(settings)
+    context = BuildContext(tmp_path, exclude=frozenset({"tests"}))
+    (tmp_path / "Dockerfile").write_text(f"FROM {scratch_tag}\nCOPY run.sh /run.sh\n")
+    (tmp_path / "run.sh").write_text("echo hi\n")
+    client.images.get(BASE_IMAGE).tag(*split_image_ref(scratch_tag))
+    first = builder.digest(context)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test.sh").write_text("secret\n")  # excluded: no new image
+    os.utime(tmp_path / "run.sh", (0, 0))  # a timestamp is not content
+    assert builder.digest(context) == first
+    (tmp_path / "run.sh").chmod(0o755)
+    by_mode = builder.digest(context)
+    assert by_mode != first
+    client.images.get(TOOLBOX_IMAGE).tag(*split_image_ref(scratch_tag))  # a rebuilt base
+    assert builder.digest(context) not in {first, by_mode}
+    assert [p.name for p in context.files()] == ["Dockerfile", "run.sh"]
+
+
+def test_from_images_skip_build_stages():
+    text = "FROM ubuntu:24.04 AS build\nRUN make\nFROM python:3.12-slim\nCOPY --from=build /x /x\n"
+    assert from_images(text) == ["ubuntu:24.04", "python:3.12-slim"]
+    assert from_images("FROM build AS b\nFROM b\n") == ["build"]
+
+
+def test_from_images_reads_instructions_not_lines():
+    # Both old copies matched `^FROM` per line: a continued RUN line that
+    # starts with Python's `from` became a base image.
+    text = "FROM ubuntu:24.04\nRUN printf 'import os\\n\\\nfrom pathlib import Path' > x.py\n"
+    assert from_images(text) == ["ubuntu:24.04"]
+    # The tasks copy took an `as` anywhere in the file for a stage name.
+    assert from_images("FROM python:3.12-slim\nRUN echo run as python:3.12-slim\n") == [
+        "python:3.12-slim"
+    ]
+    assert from_images("# FROM commented:1\nFROM --platform=linux/amd64 a:1 AS x\nFROM x\n") == [
+        "a:1"
+    ]
+    assert from_images("FROM scratch\nCOPY x /x\n") == []
+    assert from_images("# escape=`\nFROM a:1 AS b\nRUN echo `\nfrom c\nFROM b\n") == ["a:1"]
+
+
+def test_from_images_fills_in_global_arg_defaults():
+    # The old copies skipped (EnvHub) or kept verbatim (tasks) `$BASE`, so a
+    # rebuilt base never changed the digest.
+    text = "ARG BASE=ubuntu:24.04\nARG TAG\nFROM ${BASE}\nFROM python:$TAG\n"
+    assert from_images(text) == ["ubuntu:24.04"]
 
 
 def test_list_images_kinds(client, settings):

@@ -6,7 +6,6 @@ import pytest
 
 from openale.bench import NopAgent, OracleAgent, run_trial
 from openale.tasks import EnvironmentBuilder, TaskLoadError, load_task, load_tasks
-from openale.tasks.environment import base_images
 from openale.tasks.validate import validate_task
 
 DATA = Path(__file__).parent / "data" / "tasks"
@@ -64,12 +63,6 @@ def test_filters():
     assert names == ["no-reward", "no-tests"]
     assert [t.name for t in load_tasks(DATA, category="file-operations")] == ["legacy-tb"]
     assert len(load_tasks(DATA, limit=2)) == 2
-
-
-def test_from_lines_skip_build_stages():
-    text = "FROM ubuntu:24.04 AS build\nRUN make\nFROM python:3.12-slim\nCOPY --from=build /x /x\n"
-    assert base_images(text) == ["ubuntu:24.04", "python:3.12-slim"]
-    assert base_images("FROM build AS b\nFROM b\n") == ["build"]
 
 
 def test_builds_are_cached_by_digest(builder, tmp_path):

@@ -1,39 +1,29 @@
-"""Building task environments, cached by a digest of what goes into the image.
+"""Building task environments, through the sandbox layer's one ``ImageBuilder``.
 
-The digest covers every file of the build context (path, mode, bytes) and the
-engine ids of the images named in ``FROM`` lines, so a changed file or a
-rebuilt base image makes a new environment image and nothing else does.
+This adapter knows the task layout: the build context (less the tests and
+solution in the legacy layout), the task's build timeout and its
+``openale.task`` label. The builder's digest covers every file of the context
+(path, mode, bytes) and the engine ids of the images named in ``FROM`` lines,
+so a changed file or a rebuilt base image makes a new environment image and
+nothing else does. The digest is in the tag, so a built environment is found
+by name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
-import tarfile
-import threading
 import time
-from pathlib import Path
 
-import docker.errors
-
-from openale.sandbox.engine import docker_client
-from openale.sandbox.images import apply_aliases
+from openale.sandbox.images.builder import BuildContext, ImageBuilder
+from openale.sandbox.images.names import ENV_REPOSITORY, ImageBuildError
 from openale.sandbox.settings import SandboxSettings
 from openale.tasks.errors import EnvironmentBuildError
 from openale.tasks.model import Task
 
-ENV_REPOSITORY = "openale/env"
-DIGEST_LABEL = "openale.env.digest"
-_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def base_images(dockerfile_text: str) -> list[str]:
-    """Images named in ``FROM`` lines, minus references to earlier build stages."""
-    stages = {m.lower() for m in re.findall(r"\bAS\s+(\S+)", dockerfile_text, re.IGNORECASE)}
-    return [m for m in _FROM.findall(dockerfile_text) if m.lower() not in stages]
+TASK_LABEL = "openale.task"
+# The legacy layout builds from the task root: tests and solutions must stay
+# out of the image, or the agent could read them.
+_LEGACY_EXCLUDED = frozenset({"tests", "solution.sh", "run-tests.sh", "task.yaml"})
 
 
 class EnvironmentBuilder:
@@ -41,101 +31,40 @@ class EnvironmentBuilder:
 
     def __init__(self, settings: SandboxSettings | None = None):
         self.settings = settings or SandboxSettings()
-        self.client = docker_client(self.settings)
-        self._aliases_checked = False
+        self.images = ImageBuilder(self.settings)
+        self.client = self.images.client
 
     def digest(self, task: Task) -> str:
-        h = hashlib.sha256()
-        context = task.build_context
-        for path in sorted(context.rglob("*")):
-            if path.is_file() and not self._excluded(task, path):
-                h.update(str(path.relative_to(context)).encode() + b"\0")
-                h.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
-                h.update(hashlib.sha256(path.read_bytes()).digest())
-        h.update(b"dockerfile\0" + task.dockerfile.read_bytes())
-        for image in base_images(task.dockerfile.read_text()):
-            h.update(image.encode() + b"=" + (self._image_id(image) or "missing").encode())
-        return h.hexdigest()
+        """The build-context digest of the task's environment (hex)."""
+        return self.images.digest(_context(task))
 
     def image_tag(self, task: Task, digest: str | None = None) -> str:
+        """``openale/env/<task>:<digest16>``: content-addressed, so a tag is never rebuilt."""
         name = re.sub(r"[^a-z0-9_.-]", "-", task.name.lower()).strip("-.") or "task"
         return f"{ENV_REPOSITORY}/{name}:{(digest or self.digest(task))[:16]}"
 
     def build(self, task: Task, *, force: bool = False) -> tuple[str, float, bool]:
         """The environment image: ``(tag, seconds spent, built_now)``; cached by digest."""
         started = time.monotonic()
-        self._ensure_aliases()
         digest = self.digest(task)
         tag = self.image_tag(task, digest)
-        with self._lock(tag):
-            if not force and self._image_id(tag):
-                return tag, time.monotonic() - started, False
-            self._build(task, tag, digest)
-        return tag, time.monotonic() - started, True
-
-    # -- internals --------------------------------------------------------------------
-
-    def _build(self, task: Task, tag: str, digest: str) -> None:
-        log: list[str] = []
-        dockerfile = task.dockerfile.relative_to(task.build_context).as_posix()
         try:
-            stream = self.client.api.build(
-                fileobj=self._context(task),
-                custom_context=True,
-                dockerfile=dockerfile,
-                tag=tag,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-                labels={DIGEST_LABEL: digest, "openale.task": task.name},
-                timeout=int(task.config.environment.build_timeout_sec),
+            _, built = self.images.build(
+                _context(task),
+                tag,
+                digest=digest[:16],  # as in the tag, and as EnvHub labels its images
+                labels={TASK_LABEL: task.name},
+                timeout_s=int(task.config.environment.build_timeout_sec),
+                reuse=not force,
             )
-            for chunk in stream:
-                if "stream" in chunk:
-                    log.extend(chunk["stream"].rstrip("\n").splitlines())
-                if "error" in chunk:
-                    raise EnvironmentBuildError(task.name, chunk["error"].strip(), "\n".join(log))
-        except docker.errors.APIError as e:
-            raise EnvironmentBuildError(task.name, str(e.explanation), "\n".join(log)) from None
-        except (docker.errors.DockerException, OSError) as e:
-            # A read timeout of the build stream lands here.
-            message = f"{type(e).__name__}: {e}"
-            raise EnvironmentBuildError(task.name, message, "\n".join(log)) from None
-        if not self._image_id(tag):
-            raise EnvironmentBuildError(task.name, "the engine reported no image", "\n".join(log))
+        except ImageBuildError as e:
+            raise EnvironmentBuildError(task.name, e.reason, e.log) from None
+        return tag, time.monotonic() - started, built
 
-    def _context(self, task: Task) -> io.BytesIO:
-        """The build context as a tar, without what must never reach the image."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for path in sorted(task.build_context.rglob("*")):
-                if not self._excluded(task, path):
-                    arcname = path.relative_to(task.build_context).as_posix()
-                    tar.add(path, arcname=arcname, recursive=False)
-        buf.seek(0)
-        return buf
 
-    def _excluded(self, task: Task, path: Path) -> bool:
-        # The legacy layout builds from the task root: tests and solutions must
-        # stay out of the image, or the agent could read them.
-        if task.layout != "terminal-bench":
-            return False
-        rel = path.relative_to(task.build_context).parts
-        return rel[0] in {"tests", "solution.sh", "run-tests.sh", "task.yaml"}
-
-    def _ensure_aliases(self) -> None:
-        if not self._aliases_checked:
-            apply_aliases(self.settings)
-            self._aliases_checked = True
-
-    def _image_id(self, name: str) -> str | None:
-        try:
-            return self.client.api.inspect_image(name)["Id"]
-        except docker.errors.ImageNotFound:
-            return None
-
-    @staticmethod
-    def _lock(key: str) -> threading.Lock:
-        with _locks_guard:
-            return _locks.setdefault(key, threading.Lock())
+def _context(task: Task) -> BuildContext:
+    if task.dockerfile != task.build_context / "Dockerfile":
+        # The loader guarantees this for both layouts; the builder relies on it.
+        raise EnvironmentBuildError(task.name, "the Dockerfile must be the context's top", "")
+    exclude = _LEGACY_EXCLUDED if task.layout == "terminal-bench" else frozenset()
+    return BuildContext(task.build_context, exclude)

@@ -9,8 +9,10 @@ image ``openale/env/<owner>/<name>:<version>``; a sandbox starts from it with
 - A Dockerfile folder is copied into the hub when it is registered, so a
   version cannot change under the sandboxes that use it; a new Dockerfile is
   a new version.
-- The digest covers every file of the folder (path, mode, bytes) and the
-  engine ids of the ``FROM`` images. A build whose digest matches the one the
+- Builds go through the one ``ImageBuilder`` (``openale.sandbox.images``)
+  that task environments and the toolbox use too. Its digest covers every
+  file of the folder (path, mode, bytes) and the engine ids of the ``FROM``
+  images. A build whose digest matches the one the
   image was built from is a no-op, so a rebuilt base image is the only thing
   that rebuilds an unchanged version.
 - Builds never pull: a ``FROM`` image must be on the engine (the alias table
@@ -26,7 +28,7 @@ control plane passes its own engine.
 """
 
 from openale.sandbox.envhub.hub import LOG_KEEP_LINES, EnvHub, resolve_env
-from openale.sandbox.envhub.images import DIGEST_LABEL, REF_LABEL
+from openale.sandbox.envhub.images import REF_LABEL
 from openale.sandbox.envhub.model import (
     ENV_PREFIX,
     LOCAL_OWNER,
@@ -44,7 +46,6 @@ from openale.sandbox.envhub.model import (
 )
 
 __all__ = [
-    "DIGEST_LABEL",
     "ENV_PREFIX",
     "LOCAL_OWNER",
     "LOG_KEEP_LINES",

@@ -11,15 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from openale.sandbox.engine import docker_client
-from openale.sandbox.envhub.images import (
-    DIGEST_LABEL,
-    REF_LABEL,
-    EnvImages,
-    LogSink,
-    copy_folder,
-    extract_archive,
-)
+from openale.sandbox.envhub.images import REF_LABEL, EnvImages, copy_folder, extract_archive
 from openale.sandbox.envhub.model import (
     LOCAL_OWNER,
     Env,
@@ -31,7 +23,8 @@ from openale.sandbox.envhub.model import (
     validate,
 )
 from openale.sandbox.envhub.store import EnvStore, Row, default_url, engine_for, to_env, utcnow
-from openale.sandbox.images import apply_aliases
+from openale.sandbox.images.builder import BuildContext, LogSink
+from openale.sandbox.images.names import DIGEST_LABEL, ImageBuildError
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import SandboxSpec
 
@@ -62,7 +55,7 @@ class EnvHub:
 
     @functools.cached_property
     def images(self) -> EnvImages:
-        return EnvImages(docker_client(self.settings), self.settings.image_aliases)
+        return EnvImages(self.settings)
 
     # -- registration ----------------------------------------------------------------
 
@@ -107,7 +100,6 @@ class EnvHub:
             fill(folder)
             if not (folder / "Dockerfile").is_file():
                 raise InvalidEnvError("the Dockerfile folder has no Dockerfile at its top")
-            apply_aliases(self.settings)
             row = self.store.insert(
                 owner,
                 name,
@@ -116,7 +108,7 @@ class EnvHub:
                 status="registered",
                 source="context",
                 context_dir=str(folder),
-                digest=self.images.digest(folder),
+                digest=self._digest(folder),
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -172,8 +164,7 @@ class EnvHub:
                 return to_env(row)
             digest = _short(source_id) if source_id else None
         else:
-            apply_aliases(self.settings)
-            digest = self.images.digest(Path(row["context_dir"]))
+            digest = self._digest(Path(row["context_dir"]))
         fresh = digest is not None and self._built_digest(row) == digest
         if not force and row["status"] == "ready" and fresh:
             log(f"{row['image']} is up to date (digest {digest})")
@@ -201,16 +192,24 @@ class EnvHub:
             log(f"tagged {row['source_image']} as {tag}")
             return
         old_id = self.images.image_id(tag)
-        new_id = self.images.build(
-            Path(row["context_dir"]),
-            tag,
-            labels={DIGEST_LABEL: digest, REF_LABEL: f"{row['owner']}/{row['name']}"},
-            nocache=force,
-            timeout_s=self.build_timeout_s,
-            log=log,
-        )
+        try:
+            new_id, _ = self.images.build(
+                BuildContext(Path(row["context_dir"])),
+                tag,
+                digest=digest,
+                labels={REF_LABEL: f"{row['owner']}/{row['name']}"},
+                nocache=force,
+                timeout_s=self.build_timeout_s,
+                log=log,
+            )
+        except ImageBuildError as e:
+            raise EnvBuildError(e.reason, e.log) from None
         if old_id and old_id != new_id:
             self.images.drop_superseded(old_id)
+
+    def _digest(self, folder: Path) -> str:
+        # Short, as `ale envs` shows it; the same digest task images are tagged by.
+        return self.images.digest(BuildContext(folder))[:16]
 
     def _built_digest(self, row: Row) -> str | None:
         """The digest the env's image was made from, read from the image itself."""

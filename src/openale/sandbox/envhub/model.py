@@ -10,10 +10,10 @@ from typing import Literal
 from pydantic import BaseModel
 
 from openale.sandbox.errors import SandboxError
+from openale.sandbox.images.names import ENV_REPOSITORY
 
 LOCAL_OWNER = "local"
 ENV_PREFIX = "env:"
-ENV_REPOSITORY = "openale/env"
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
