@@ -320,3 +320,23 @@ def test_a_subagent_works_on_its_own_and_is_linked(env, tmp_path):
     child = next(load(tmp_path / "side" / f"{child_id}.jsonl"))
     assert child.parent_id == traj.id and child.system_prompt.startswith("You count files")
     assert [c.name for c in child.chunks[0].tool_calls] == ["shell"]
+
+
+def test_a_run_can_hand_its_subagents_to_another_runner(env, tmp_path):
+    from openale.agent.subagents import SubagentSpec, TaskTool
+
+    specs = {"counter": SubagentSpec(name="counter", description="counts", prompt="Count.")}
+    asked = []
+
+    def elsewhere(spec, prompt):
+        asked.append((spec.name, prompt))
+        return f"{spec.name} ran elsewhere"
+
+    model = replay(tmp_path, call("task", agent="counter", prompt="count /etc"), {"text": "ok"})
+    parent = Agent(model, ToolRegistry([Shell(), TaskTool(specs)]), side_chain_dir=tmp_path / "s")
+    traj = parent.run("how many?", env, subagents=elsewhere)
+
+    assert traj.outcome == "completed" and traj.final_answer == "ok"
+    assert asked == [("counter", "count /etc")]
+    assert traj.chunks[0].tool_results[0].output == "counter ran elsewhere"
+    assert traj.children == [] and not (tmp_path / "s").exists()  # no child ran here

@@ -20,7 +20,12 @@ from openale.agent.actions import STOPS, ActionParseError, format_instructions, 
 from openale.agent.approval import ApprovalPolicy, Asker
 from openale.agent.environment import Environment, SandboxEnvironment
 from openale.agent.models.base import Model, ModelError
-from openale.agent.tools.base import ToolArgumentError, ToolContext, ToolRegistry
+from openale.agent.tools.base import (
+    SubagentRunner,
+    ToolArgumentError,
+    ToolContext,
+    ToolRegistry,
+)
 from openale.agent.trajectory import (
     ActionFormat,
     Chunk,
@@ -95,10 +100,15 @@ class Agent:
         *,
         task_id: str | None = None,
         resume: Trajectory | None = None,
-        subagents: Any = None,
+        subagents: SubagentRunner | None = None,
     ) -> Trajectory:
         """Run until done; ``resume`` continues a trajectory, with ``instruction`` as a
-        follow-up user turn, or (``instruction=None``) right where it stopped."""
+        follow-up user turn, or (``instruction=None``) right where it stopped.
+
+        ``subagents`` runs the ``task`` tool's sub-agents for this run
+        (``(spec, prompt) -> report``), e.g. with another model or elsewhere;
+        None: each runs as a child of this agent in ``env``, linked as a side chain.
+        """
         if resume is None and instruction is None:
             raise ValueError("an instruction is needed unless a trajectory is resumed")
         traj = resume or Trajectory(
@@ -115,8 +125,8 @@ class Agent:
             if instruction is not None:
                 traj.user_turns.append(UserTurn(at=len(traj.chunks), content=instruction))
             traj.outcome, traj.error, traj.ended_at = None, None, None
-        ctx = ToolContext(env=env)
-        if self.tools.get("task") is not None:
+        ctx = ToolContext(env=env, run_subagent=subagents)
+        if subagents is None and self.tools.get("task") is not None:
             from openale.agent.subagents import subagent_runner
 
             ctx.run_subagent = subagent_runner(self, {"trajectory": traj}, env, self.side_chain_dir)
