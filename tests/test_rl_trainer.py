@@ -139,7 +139,9 @@ def test_gradient_accumulation_equals_one_big_batch(tokenizer, tmp_path, algorit
 
 
 def test_pi_old_from_the_gradient_pass_matches_the_recomputed_one(tokenizer, tmp_path):
-    recompute = make_trainer(tokenizer, tmp_path / "a", micro_batch_tokens=60)
+    recompute = make_trainer(
+        tokenizer, tmp_path / "a", micro_batch_tokens=60, recompute_old_logprobs=True
+    )
     reuse = make_trainer(
         tokenizer, tmp_path / "b", micro_batch_tokens=60, recompute_old_logprobs=False
     )
