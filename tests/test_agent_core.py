@@ -20,6 +20,7 @@ from openale.agent.trajectory import (
     ToolCall,
     ToolResult,
     Trajectory,
+    TurnMessages,
     export_openai_jsonl,
     export_parquet,
     load,
@@ -239,6 +240,20 @@ def test_resume_continues_a_session(env, tmp_path):
     assert second.final_answer == "it is 1" and len(second.chunks) == 4
     roles = [m["role"] for m in second.messages()]
     assert roles.count("user") == 2
+
+
+def test_the_prompt_renders_each_turn_once_as_it_would_afresh(env, tmp_path):
+    responses = [call("shell", command="export K=1"), {"text": "set"}]
+    responses += [call("shell", command="echo $K"), {"text": "it is 1"}]
+    model = RecordingModel(replay(tmp_path, *responses), tmp_path / "sent.jsonl")
+    a = agent(model)
+    second = a.run("what is K?", env, resume=a.run("set K", env))
+    sent = [json.loads(line)["messages"] for line in (tmp_path / "sent.jsonl").open()]
+    assert sent[-1] == second.head() + second.turn_messages(0, 3)  # the follow-up is in
+    turns, n = TurnMessages(second), len(second.chunks)
+    for start in range(n + 1):
+        for end in range(start, n + 1):
+            assert turns(start, end) == second.turn_messages(start, end), (start, end)
 
 
 def test_record_then_replay_reproduces_the_run(env, tmp_path):
