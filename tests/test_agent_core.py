@@ -20,6 +20,7 @@ from openale.agent.trajectory import (
     ToolCall,
     ToolResult,
     Trajectory,
+    TurnMessages,
     export_openai_jsonl,
     export_parquet,
     load,
@@ -241,6 +242,20 @@ def test_resume_continues_a_session(env, tmp_path):
     assert roles.count("user") == 2
 
 
+def test_the_prompt_renders_each_turn_once_as_it_would_afresh(env, tmp_path):
+    responses = [call("shell", command="export K=1"), {"text": "set"}]
+    responses += [call("shell", command="echo $K"), {"text": "it is 1"}]
+    model = RecordingModel(replay(tmp_path, *responses), tmp_path / "sent.jsonl")
+    a = agent(model)
+    second = a.run("what is K?", env, resume=a.run("set K", env))
+    sent = [json.loads(line)["messages"] for line in (tmp_path / "sent.jsonl").open()]
+    assert sent[-1] == second.head() + second.turn_messages(0, 3)  # the follow-up is in
+    turns, n = TurnMessages(second), len(second.chunks)
+    for start in range(n + 1):
+        for end in range(start, n + 1):
+            assert turns(start, end) == second.turn_messages(start, end), (start, end)
+
+
 def test_record_then_replay_reproduces_the_run(env, tmp_path):
     original = replay(tmp_path, call("shell", command="echo recorded"), {"text": "done"})
     recorder = RecordingModel(original, tmp_path / "rec" / "calls.jsonl")
@@ -320,3 +335,23 @@ def test_a_subagent_works_on_its_own_and_is_linked(env, tmp_path):
     child = next(load(tmp_path / "side" / f"{child_id}.jsonl"))
     assert child.parent_id == traj.id and child.system_prompt.startswith("You count files")
     assert [c.name for c in child.chunks[0].tool_calls] == ["shell"]
+
+
+def test_a_run_can_hand_its_subagents_to_another_runner(env, tmp_path):
+    from openale.agent.subagents import SubagentSpec, TaskTool
+
+    specs = {"counter": SubagentSpec(name="counter", description="counts", prompt="Count.")}
+    asked = []
+
+    def elsewhere(spec, prompt):
+        asked.append((spec.name, prompt))
+        return f"{spec.name} ran elsewhere"
+
+    model = replay(tmp_path, call("task", agent="counter", prompt="count /etc"), {"text": "ok"})
+    parent = Agent(model, ToolRegistry([Shell(), TaskTool(specs)]), side_chain_dir=tmp_path / "s")
+    traj = parent.run("how many?", env, subagents=elsewhere)
+
+    assert traj.outcome == "completed" and traj.final_answer == "ok"
+    assert asked == [("counter", "count /etc")]
+    assert traj.chunks[0].tool_results[0].output == "counter ran elsewhere"
+    assert traj.children == [] and not (tmp_path / "s").exists()  # no child ran here

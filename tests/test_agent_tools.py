@@ -10,7 +10,13 @@ import pytest
 
 from openale.agent.environment import SandboxEnvironment
 from openale.agent.host import HostEnvironment, PathOutsideWorkspaceError
-from openale.agent.tools.base import ToolArgumentError, ToolContext, ToolOutput, ToolRegistry
+from openale.agent.tools.base import (
+    ToolArgumentError,
+    ToolContext,
+    ToolOutput,
+    ToolRegistry,
+    ToolSchemaError,
+)
 from openale.agent.tools.builtin import FINISH, TOOLS_BY_NAME, default_tools
 from tests.conftest import TOOLBOX_IMAGE
 
@@ -361,8 +367,39 @@ def test_every_tool_has_a_strict_valid_schema():
     ],
 )
 def test_registry_rejects_bad_arguments_naming_the_field(name, args, field):
-    with pytest.raises(ToolArgumentError, match=field):
+    with pytest.raises(ToolArgumentError, match=field) as raised:
         REGISTRY.validate(name, args)
+    # The model reads the message jsonschema.validate gives (the one before the cache).
+    with pytest.raises(jsonschema.ValidationError) as reference:
+        jsonschema.validate(args, TOOLS_BY_NAME[name].parameters)
+    where = "/".join(str(p) for p in reference.value.absolute_path) or "arguments"
+    assert str(raised.value) == f"invalid arguments for {name}: {where}: {reference.value.message}"
+
+
+def test_a_tool_schema_is_checked_once_when_the_tool_is_added(monkeypatch):
+    class Odd:
+        name, description, read_only = "odd", "a tool with a broken schema", True
+        parameters = {"type": "object", "properties": {"n": {"type": "integr"}}}
+
+        def run(self, args, ctx):
+            return ToolOutput("never")
+
+    with pytest.raises(ToolSchemaError, match=r"tool 'odd' .*properties/n/type"):
+        ToolRegistry([Odd()])
+
+    checks = []
+    real = jsonschema.Draft202012Validator.check_schema
+    monkeypatch.setattr(
+        jsonschema.Draft202012Validator,
+        "check_schema",
+        classmethod(lambda cls, schema, **kw: (checks.append(1), real(schema, **kw))[1]),
+    )
+    registry = ToolRegistry(default_tools())
+    for _ in range(3):
+        registry.validate("shell", {"command": "ls"})
+        with pytest.raises(ToolArgumentError):
+            registry.validate("shell", {"command": 1})
+    assert checks == []  # compiled before; calls never re-check the schema
 
 
 # -- host confinement ---------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from openale.agent.models.base import Model
-from openale.agent.models.local import LocalPolicy, Sampling, _sample
+from openale.agent.models.local import LocalPolicy
+from openale.agent.models.local_batching import Sampling, _sample
 from openale.agent.models.smollm import (
     ModelNotFoundError,
     default_cache_dir,

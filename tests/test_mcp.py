@@ -16,14 +16,8 @@ from pathlib import Path
 import pytest
 
 from openale.agent.tools.base import Tool, ToolRegistry
-from openale.agent.tools.mcp import (
-    McpServerConfig,
-    McpServerError,
-    McpToolset,
-    connect_mcp_servers,
-    load_mcp_servers,
-    mcp_tool_name,
-)
+from openale.agent.tools.mcp import McpServerError, McpToolset, connect_mcp_servers
+from openale.agent.tools.mcp_config import McpServerConfig, load_mcp_servers, mcp_tool_name
 
 pytestmark = pytest.mark.timeout(60)
 

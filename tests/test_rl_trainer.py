@@ -7,16 +7,13 @@ import random
 import pytest
 import torch
 
-from openale.agent.models.local import LocalPolicy, Sampling
+from openale.agent.models.local import LocalPolicy
+from openale.agent.models.local_batching import Sampling
 from openale.agent.models.smollm import smollm2_tokenizer, tiny_random_model
+from openale.rl.lora import LoraSettings
 from openale.rl.packing import Sample, pack
 from openale.rl.scalars import ScalarLog, plot_reward_curve, read_metrics, training_progress
-from openale.rl.trainer import (
-    LoraSettings,
-    Trainer,
-    TrainerConfig,
-    UntrainableModelError,
-)
+from openale.rl.trainer import Trainer, TrainerConfig, UntrainableModelError
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +139,9 @@ def test_gradient_accumulation_equals_one_big_batch(tokenizer, tmp_path, algorit
 
 
 def test_pi_old_from_the_gradient_pass_matches_the_recomputed_one(tokenizer, tmp_path):
-    recompute = make_trainer(tokenizer, tmp_path / "a", micro_batch_tokens=60)
+    recompute = make_trainer(
+        tokenizer, tmp_path / "a", micro_batch_tokens=60, recompute_old_logprobs=True
+    )
     reuse = make_trainer(
         tokenizer, tmp_path / "b", micro_batch_tokens=60, recompute_old_logprobs=False
     )

@@ -20,7 +20,12 @@ from openale.agent.actions import STOPS, ActionParseError, format_instructions, 
 from openale.agent.approval import ApprovalPolicy, Asker
 from openale.agent.environment import Environment, SandboxEnvironment
 from openale.agent.models.base import Model, ModelError
-from openale.agent.tools.base import ToolArgumentError, ToolContext, ToolRegistry
+from openale.agent.tools.base import (
+    SubagentRunner,
+    ToolArgumentError,
+    ToolContext,
+    ToolRegistry,
+)
 from openale.agent.trajectory import (
     ActionFormat,
     Chunk,
@@ -28,6 +33,7 @@ from openale.agent.trajectory import (
     ToolCall,
     ToolResult,
     Trajectory,
+    TurnMessages,
     UserTurn,
 )
 
@@ -95,10 +101,15 @@ class Agent:
         *,
         task_id: str | None = None,
         resume: Trajectory | None = None,
-        subagents: Any = None,
+        subagents: SubagentRunner | None = None,
     ) -> Trajectory:
         """Run until done; ``resume`` continues a trajectory, with ``instruction`` as a
-        follow-up user turn, or (``instruction=None``) right where it stopped."""
+        follow-up user turn, or (``instruction=None``) right where it stopped.
+
+        ``subagents`` runs the ``task`` tool's sub-agents for this run
+        (``(spec, prompt) -> report``), e.g. with another model or elsewhere;
+        None: each runs as a child of this agent in ``env``, linked as a side chain.
+        """
         if resume is None and instruction is None:
             raise ValueError("an instruction is needed unless a trajectory is resumed")
         traj = resume or Trajectory(
@@ -115,11 +126,12 @@ class Agent:
             if instruction is not None:
                 traj.user_turns.append(UserTurn(at=len(traj.chunks), content=instruction))
             traj.outcome, traj.error, traj.ended_at = None, None, None
-        ctx = ToolContext(env=env)
-        if self.tools.get("task") is not None:
+        ctx = ToolContext(env=env, run_subagent=subagents)
+        if subagents is None and self.tools.get("task") is not None:
             from openale.agent.subagents import subagent_runner
 
             ctx.run_subagent = subagent_runner(self, {"trajectory": traj}, env, self.side_chain_dir)
+        turns = TurnMessages(traj)
         sandboxed = isinstance(env, SandboxEnvironment)
         deadline = time.monotonic() + self.config.max_time_s
         errors_in_a_row = 0
@@ -137,7 +149,7 @@ class Agent:
                 if budget and traj.usage.prompt_tokens + traj.usage.completion_tokens > budget:
                     traj.outcome, traj.error = "error", f"token budget of {budget} spent"
                     break
-                chunk = self._step(traj, ctx, sandboxed, deadline)
+                chunk = self._step(traj, turns, ctx, sandboxed, deadline)
                 self.on_event("chunk", {"chunk": chunk, "total": traj.usage})
                 if chunk.tool_calls and all(r.is_error for r in chunk.tool_results):
                     errors_in_a_row += 1
@@ -162,10 +174,17 @@ class Agent:
         self.on_event("end", {"trajectory": traj})
         return traj
 
-    def _step(self, traj: Trajectory, ctx: ToolContext, sandboxed: bool, deadline: float) -> Chunk:
-        messages = self.prompt(traj)
-        if self._maybe_compress(traj, messages):
-            messages = self.prompt(traj)
+    def _step(
+        self,
+        traj: Trajectory,
+        turns: TurnMessages,
+        ctx: ToolContext,
+        sandboxed: bool,
+        deadline: float,
+    ) -> Chunk:
+        messages = self.prompt(traj, turns=turns)
+        if self._maybe_compress(traj, messages, turns):
+            messages = self.prompt(traj, turns=turns)
         started = time.monotonic()
         native = self.format == "native"
         response = self.model.complete(
@@ -262,8 +281,13 @@ class Agent:
             parts.append(self.config.extra_instructions)
         return "\n\n".join(parts)
 
-    def prompt(self, traj: Trajectory, upto: int | None = None) -> list[dict[str, Any]]:
-        """What the model sees: the head, the latest summary, then the turns since it."""
+    def prompt(
+        self, traj: Trajectory, upto: int | None = None, *, turns: TurnMessages | None = None
+    ) -> list[dict[str, Any]]:
+        """What the model sees: the head, the latest summary, then the turns since it.
+
+        ``turns`` renders the turns (once each, for the run that appends them);
+        None renders them afresh."""
         msgs = traj.head()
         start = 0
         if traj.compressions:
@@ -271,13 +295,16 @@ class Agent:
             summary = f"Summary of the work so far (older turns were compressed):\n{last.summary}"
             msgs.append({"role": "user", "content": summary})
             start = last.upto
-        return msgs + traj.turn_messages(start, len(traj.chunks) if upto is None else upto)
+        render = turns or traj.turn_messages
+        return msgs + render(start, len(traj.chunks) if upto is None else upto)
 
     def _conversation(self, traj: Trajectory) -> str:
         # A compression starts a new token sequence for a local policy.
         return f"{traj.id}#{len(traj.compressions)}"
 
-    def _maybe_compress(self, traj: Trajectory, messages: list[dict[str, Any]]) -> bool:
+    def _maybe_compress(
+        self, traj: Trajectory, messages: list[dict[str, Any]], turns: TurnMessages
+    ) -> bool:
         """Summarise older turns when ``messages`` (the current prompt) is over the limit."""
         limit = self.config.compress_at * self.config.context_window
         start = traj.compressions[-1].upto if traj.compressions else 0
@@ -287,7 +314,10 @@ class Agent:
         measured = self.model.count_tokens(messages)
         if measured <= limit:
             return False
-        request = [*self.prompt(traj, upto), {"role": "user", "content": SUMMARY_PROMPT}]
+        request = [
+            *self.prompt(traj, upto, turns=turns),
+            {"role": "user", "content": SUMMARY_PROMPT},
+        ]
         response = self.model.complete(
             request, conversation_id=f"{traj.id}#summary{len(traj.compressions)}"
         )
@@ -296,7 +326,7 @@ class Agent:
             upto=upto, summary=response.text.strip(), prompt_tokens_before=measured
         )
         traj.compressions.append(compression)
-        compression.prompt_tokens_after = self.model.count_tokens(self.prompt(traj))
+        compression.prompt_tokens_after = self.model.count_tokens(self.prompt(traj, turns=turns))
         self.on_event("compressed", {"compression": compression})
         return True
 

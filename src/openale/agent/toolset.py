@@ -15,7 +15,8 @@ def run_tools(settings: AgentSettings, project: Path | None = None) -> Iterator[
     """A registry for one run; MCP servers are started for it and stopped after."""
     from openale.agent.subagents import TaskTool, load_subagents
     from openale.agent.tools.builtin import default_tools
-    from openale.agent.tools.mcp import connect_mcp_servers, load_mcp_servers
+    from openale.agent.tools.mcp import connect_mcp_servers
+    from openale.agent.tools.mcp_config import load_mcp_servers
 
     registry = ToolRegistry(default_tools())
     specs = load_subagents((project or Path.cwd()) / ".ale" / "agents")

@@ -154,6 +154,32 @@ class Trajectory(BaseModel):
         return [{"role": "user", "content": u.content} for u in self.user_turns if u.at == at]
 
 
+class TurnMessages:
+    """``Trajectory.turn_messages`` for the loop that appends the chunks, each rendered once.
+
+    The loop rebuilds the prompt every step; rendering every turn again made a
+    step's cost grow with the run. A chunk must not change once rendered (the
+    loop appends it finished), and the user turns must not change meanwhile.
+    """
+
+    def __init__(self, traj: Trajectory):
+        self.traj = traj
+        self._flat: list[dict[str, Any]] = []  # every rendered chunk's messages, in order
+        self._starts: list[int] = []  # where chunk i's messages (user turns first) begin
+
+    def __call__(self, start: int, end: int) -> list[dict[str, Any]]:
+        traj = self.traj
+        while len(self._starts) < end:
+            chunk = traj.chunks[len(self._starts)]
+            self._starts.append(len(self._flat))
+            self._flat.extend(traj.user_messages(chunk.index))
+            self._flat.extend(chunk_messages(chunk, traj.action_format))
+        begin, stop = (
+            self._starts[i] if i < len(self._starts) else len(self._flat) for i in (start, end)
+        )
+        return self._flat[begin:stop] + traj.user_messages(end)
+
+
 def chunk_messages(chunk: Chunk, action_format: ActionFormat) -> list[dict[str, Any]]:
     """An assistant message and the observations that answered it."""
     if action_format == "native":

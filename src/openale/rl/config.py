@@ -41,16 +41,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from openale.rl.lora import LoraSettings
+from openale.rl.losses import Algorithm
 from openale.rl.resample import ResampleConfig
 from openale.rl.reward import RewardConfig
 from openale.rl.rollout import RolloutConfig
-from openale.rl.trainer import LoraSettings, TrainerConfig
-
-Algorithm = Literal["ipa", "grpo", "ppo", "topr"]
+from openale.rl.trainer import TrainerConfig
 
 
 class ConfigError(ValueError):

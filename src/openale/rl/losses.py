@@ -48,6 +48,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+Algorithm = Literal["ipa", "grpo", "ppo", "topr"]  # the RL losses below, by name
 Agg = Literal["token-mean", "seq-mean-token-mean"]
 KLKind = Literal["k1", "k2", "k3"]
 

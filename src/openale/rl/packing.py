@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
 from openale.agent.trajectory import Trajectory
+from openale.rl import losses
 
 NO_CHUNK = -1  # chunk_index / versions value of tokens the policy did not generate
 
@@ -239,3 +241,55 @@ def micro_batch_indices(samples: Sequence[Sample], max_tokens: int) -> list[list
         else:
             batches.append([i])
     return batches
+
+
+@dataclass
+class PreparedBatch:
+    """A batch split into packed micro-batches, with per-row advantages and loss weights."""
+
+    packs: list[PackedBatch]
+    advantages: list[torch.Tensor]  # per micro-batch [B]
+    weights: list[float]  # each micro-batch's share of the loss's denominator
+    samples: int
+    tokens: int  # loss tokens
+
+    @property
+    def padded_tokens(self) -> int:
+        return sum(p.input_ids.numel() for p in self.packs)
+
+
+def prepare_batch(
+    samples: Sequence[Sample],
+    *,
+    max_tokens: int,
+    pad_id: int,
+    device: Any = "cpu",
+    normalize_std: bool = True,
+    agg: losses.Agg = "token-mean",
+    sft: bool = False,
+) -> PreparedBatch:
+    """Micro-batches of at most ``max_tokens`` padded tokens, per-row advantages (over the
+    whole batch) and loss weights, so the weighted micro-batch losses sum to the batch's.
+
+    ``normalize_std``: GRPO's group-normalised advantages (else reward minus the
+    group mean). ``sft``: weights count the tokens ``sft_loss`` keeps (failed
+    chunks masked out).
+    """
+    groups: dict[str, int] = {}
+    index = torch.tensor([groups.setdefault(s.group, len(groups)) for s in samples])
+    rewards = torch.tensor([float(s.reward) for s in samples])
+    # The groups span micro-batches, hence computed up front.
+    adv_all = losses.group_advantages(rewards, index, normalize_std=normalize_std)
+    split = micro_batch_indices(samples, max_tokens)
+    packs = [pack([samples[i] for i in mb], pad_id).to(device) for mb in split]
+    advantages = [adv_all[mb].to(device) for mb in split]  # [B] each
+    # Each micro-batch's mean, scaled by its share, sums to the whole batch's mean.
+    masks = [p.loss_mask & ~p.token_failed if sft else p.loss_mask for p in packs]
+    if agg == "token-mean":
+        counts = [int(m.sum()) for m in masks]
+    else:
+        counts = [int((m.sum(-1) > 0).sum()) for m in masks]
+    total = sum(counts)
+    weights = [c / total if total else 0.0 for c in counts]
+    tokens = sum(int(p.loss_mask.sum()) for p in packs)
+    return PreparedBatch(packs, advantages, weights, len(samples), tokens)

@@ -1,0 +1,242 @@
+"""The batching worker of a local policy: concurrent requests decoded as one batch.
+
+Many agents call the policy from their own threads at once. One worker thread
+gathers the requests that arrive within a short window and decodes them as
+one left-padded batch, with its own loop over ``model(..., past_key_values)``
+so the log-prob of every sampled token is recorded exactly.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from openale.agent.models.base import ModelError
+from openale.agent.models.local_weights import PolicyWeights
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str  # "stop" (end of turn or a stop string) or "length"
+    policy_version: int
+
+
+@dataclass
+class Request:
+    """One generation to decode: ``context`` ids, how to sample, when to stop."""
+
+    context: list[int]
+    sampling: Sampling
+    stop: tuple[str, ...] = ()
+    generator: torch.Generator | None = None
+    on_text: Callable[[str], None] | None = None  # streaming: called with each new piece
+    future: Future = field(default_factory=Future)
+    # Filled in while decoding.
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    text: str = ""  # decoded so far (kept only to look for stop strings or to stream)
+    streamed: int = 0  # characters already passed to on_text
+    finish: str | None = None
+
+
+class Batcher:
+    """A worker thread that decodes queued requests in batches of up to ``max_batch``."""
+
+    def __init__(
+        self,
+        weights: PolicyWeights,
+        tokenizer: Any,
+        *,
+        eos_ids: frozenset[int],
+        pad_id: int,
+        max_batch: int = 8,
+        batch_window_s: float = 0.02,
+    ):
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        self.pad_id = pad_id
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
+        self.batch_sizes: Counter[int] = Counter()  # how many requests each batch decoded
+        self._queue: queue.Queue[Request | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def generate(self, request: Request) -> Generation:
+        """Queue ``request`` and wait for its generation (batched with whatever is in flight)."""
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(
+                    target=self._serve, name="local-policy-batcher", daemon=True
+                )
+                self._worker.start()
+        self._queue.put(request)
+        return request.future.result()
+
+    def close(self) -> None:
+        """Stop the worker (requests already queued are answered first)."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stopping = [first], False
+            deadline = time.monotonic() + self.batch_window_s
+            while len(batch) < self.max_batch:
+                try:
+                    timeout = max(0.0, deadline - time.monotonic())
+                    nxt = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self.batch_sizes[len(batch)] += 1
+            try:
+                results = self._decode(batch)
+            except Exception as e:  # every caller learns why; the worker lives on
+                for r in batch:
+                    r.future.set_exception(ModelError(f"generation failed: {e}"))
+            else:
+                for r, g in zip(batch, results, strict=True):
+                    r.future.set_result(g)
+            if stopping:
+                return
+
+    @torch.inference_mode()
+    def _decode(self, batch: list[Request]) -> list[Generation]:
+        """Decode a batch of requests together; each row stops on its own."""
+        from transformers import DynamicCache
+
+        model = self.weights.model
+        device = model.device
+        n = len(batch)
+        width = max(len(r.context) for r in batch)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, r in enumerate(batch):  # left padding: every row's last token is at -1
+            ids[i, width - len(r.context) :] = torch.tensor(r.context)
+            mask[i, width - len(r.context) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (n, width)
+        with self.weights.lock:
+            version = self.weights.version
+            cache = DynamicCache(config=model.config)
+            out = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            active = list(batch)  # shrinks as requests finish
+            last_pos = positions[:, -1]  # (active,)
+            while True:
+                logits = out.logits[:, -1, :].float()  # (active, vocab)
+                for b, r in enumerate(active):
+                    tok, lp = _sample(logits[b], r.sampling, r.generator)
+                    r.tokens.append(tok)
+                    r.logprobs.append(lp)
+                    r.finish = self._finish_reason(r)
+                step = torch.tensor([r.tokens[-1] for r in active], device=device)[:, None]
+                keep = [b for b, r in enumerate(active) if r.finish is None]
+                if not keep:
+                    break
+                if len(keep) < len(active):  # drop finished rows from the batch and the cache
+                    idx = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(idx)
+                    mask, last_pos, step = mask[idx], last_pos[idx], step[idx]
+                    active = [active[b] for b in keep]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)  # (active, t+1)
+                last_pos = last_pos + 1
+                out = model(
+                    input_ids=step,
+                    attention_mask=mask,
+                    position_ids=last_pos[:, None],
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+        return [Generation(r.tokens, r.logprobs, r.finish, version) for r in batch]
+
+    def _finish_reason(self, r: Request) -> str | None:
+        """Why ``r`` stops after its newest token, or None to go on."""
+        reason = None
+        if r.stop or r.on_text:
+            before = r.text
+            r.text = self.tokenizer.decode(r.tokens, skip_special_tokens=True)
+            # A stop string can only end in what the newest token added.
+            start = max(0, len(before) - max((len(s) for s in r.stop), default=0))
+            if any(s in r.text[start:] for s in r.stop):
+                reason = "stop"
+            if r.on_text and not r.text.endswith("\ufffd"):  # hold back half a character
+                if len(r.text) > r.streamed:
+                    r.on_text(r.text[r.streamed :])
+                r.streamed = len(r.text)
+        if r.tokens[-1] in self.eos_ids:
+            reason = "stop"
+        if reason is None and len(r.tokens) >= r.sampling.max_new_tokens:
+            reason = "length"
+        return reason
+
+
+def _sample(
+    logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None
+) -> tuple[int, float]:
+    """One token from ``logits`` (vocab,) and its log-prob under the distribution sampled from.
+
+    Greedy decoding records the log-prob under the model's own distribution
+    (temperature 1), since the one "sampled from" puts all mass on the argmax.
+    """
+    if sampling.temperature <= 0:
+        tok = int(torch.argmax(logits))
+        return tok, float(torch.log_softmax(logits, -1)[tok])
+    scaled = logits / sampling.temperature
+    if sampling.top_p < 1.0:
+        sorted_logits, order = torch.sort(scaled, descending=True)
+        probs = torch.softmax(sorted_logits, -1)
+        # Drop a token when the ones before it already reach top_p (the first always stays).
+        drop = (probs.cumsum(-1) - probs) >= sampling.top_p
+        scaled = scaled.scatter(0, order[drop], float("-inf"))
+    logp = torch.log_softmax(scaled, -1)
+    tok = int(torch.multinomial(logp.exp(), 1, generator=generator))
+    return tok, float(logp[tok])
+
+
+def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """Every token id that ends a turn: the tokenizer's and the generation config's."""
+    ids: set[int] = set()
+    for value in (
+        tokenizer.eos_token_id,
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    return frozenset(ids)
