@@ -220,7 +220,7 @@ def main() -> None:
     with LocalPolicy.from_pretrained(args.model, max_batch=args.concurrency) as policy:
         rollout = Rollout(policy, config)
         for task in tasks:  # images are built (or found) before any clock starts
-            rollout.image(task)
+            rollout.runner.image(task)
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
             print(f"-- {threads} torch thread(s)")

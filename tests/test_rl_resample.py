@@ -7,16 +7,18 @@ import pytest
 from openale.agent.models.base import ModelResponse
 from openale.agent.models.local import LocalPolicy
 from openale.agent.models.smollm import tiny_random_model
-from openale.rl.resample import (
-    ResampleConfig,
+from openale.bench.oracle import solution_commands
+from openale.rl.experts import (
     ResampleError,
-    Resampler,
     choose_anchors,
-    continuation_samples,
-    imitation_samples,
     oracle_trajectory,
     scripted_trajectory,
-    solution_commands,
+)
+from openale.rl.resample import (
+    ResampleConfig,
+    Resampler,
+    continuation_samples,
+    imitation_samples,
 )
 from openale.rl.rollout import Rollout, RolloutConfig
 from openale.tasks import load_tasks

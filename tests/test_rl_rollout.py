@@ -11,8 +11,9 @@ from openale.agent.models.base import ModelResponse
 from openale.agent.models.local import LocalPolicy
 from openale.agent.models.smollm import tiny_random_model
 from openale.agent.trajectory import Chunk, ToolCall, ToolResult, Trajectory
+from openale.bench.seeded import SeededModel
 from openale.rl.reward import RewardConfig, RewardError, RewardStage, failed_tool_calls
-from openale.rl.rollout import Episode, Rollout, RolloutConfig, SeededModel, summarize
+from openale.rl.rollout import Episode, Rollout, RolloutConfig, summarize
 from openale.tasks import VerifierResult, load_task, load_tasks
 
 HELLO = load_tasks("toy", include=["create-hello-file"])[0]

@@ -299,7 +299,7 @@ class TrainingRun:
     def warm_start(self, train_tasks: list[Task]) -> dict[str, Any]:
         """Error-masked SFT on oracle trajectories of the train tasks (recorded once)."""
         from openale.agent.trajectory import load, save
-        from openale.data import oracle_agent_config, oracle_trajectories
+        from openale.bench.oracle import oracle_agent_config, oracle_trajectories
 
         cfg, trainer, policy = self.config, self.trainer, self.policy
         assert trainer is not None and policy is not None
