@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from openale.agent.models.local import LocalPolicy
-from openale.rl.rollout import Rollout, RolloutConfig, summarize
+from openale.rl.rollout import Rollout, RolloutConfig, summarize_episodes
 from openale.tasks import load_tasks
 
 RESULTS = Path(__file__).parent / "results"
@@ -181,7 +181,7 @@ def measure(policy: LocalPolicy, rollout: Rollout, tasks, args) -> dict:
         print(f"generate (batch {args.concurrency}): {batched} tokens in {batched_s:.1f}s")
         run["generate_batched_s"] = round(batched_s, 2)
         run["generate_batched_tokens_per_s"] = round(batched / batched_s, 2)
-    stats = summarize(episodes)
+    stats = summarize_episodes(episodes)
     run.update(
         policy_batch_sizes=dict(sorted(Counter(policy.batch_sizes).items())),
         episode_means_s={k: round(stats[k], 2) for k in ("sandbox_s", "model_s", "verify_s")},

@@ -284,7 +284,7 @@ class Rollout:
         return ep
 
 
-def summarize(episodes: list[Episode]) -> dict[str, float]:
+def summarize_episodes(episodes: list[Episode]) -> dict[str, float]:
     """Pass rate, mean reward, error count and time split of a batch of episodes."""
     n = max(1, len(episodes))
     rewards = [ep.reward for ep in episodes if ep.reward is not None]
