@@ -22,6 +22,9 @@ trajectory says so in ``metadata["expert_prefix_chunks"] = k`` (and
 ``metadata["resample"]``); ``continuation_samples`` turns it into RL rows over
 the policy's chunks only, and ``imitation_samples`` turns the expert prefix
 into rows marked ``Sample.imitation`` for the trainer's imitation term.
+Experts, anchors, truncation and prefix replay are in ``rl.experts``; every
+restart is an episode of the rollout (the bench's episode runner), its
+sandbox a fork (``sandbox`` factory) or a fresh one replayed into (``prepare``).
 """
 
 from __future__ import annotations
