@@ -30,8 +30,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 import openale
-from openale.bench import BenchRun, OracleAgent, load_agent, run_trial
-from openale.tasks import EnvironmentBuilder, Task, load_tasks
+from openale.bench import BenchRun, EpisodeRunner, OracleAgent, load_agent, run_trial
+from openale.tasks import Task, load_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 console = Console()
@@ -102,11 +102,11 @@ def main() -> None:
     step = max(1, len(tasks) // args.sample)
     sample = tasks[::step][: args.sample]
     client = docker.from_env()
-    builder = EnvironmentBuilder()
+    runner = EpisodeRunner()
     with tempfile.TemporaryDirectory() as tmp:
         # Warm both caches first: building is not what this measures.
         for task in sample:
-            builder.build(task)
+            runner.image(task)
             raw_trial(client, task)
 
         pairs = []
@@ -118,7 +118,7 @@ def main() -> None:
                     result = {}
                     for side in ("ours", "raw") if ours_first else ("raw", "ours"):
                         if side == "ours":
-                            row = run_trial(task, OracleAgent(), i, Path(tmp), builder)
+                            row = run_trial(task, OracleAgent(), i, Path(tmp), runner)
                             assert row.passed, f"{task.name}: {row.error}"
                             result["ours"] = {
                                 "build_s": row.build_s,

@@ -43,7 +43,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)  # trainer and generators overlap (eta >= 1)
 
-    from openale.data.report import Success, plot_before_after, plot_curves, update_results
+    from openale.bench.stats import Success, plot_before_after, plot_curves, update_results
     from openale.rl.config import load_config
     from openale.rl.pipeline import TrainingRun
     from openale.rl.scalars import read_metrics
@@ -121,7 +121,7 @@ def warm_start(cfg, out: Path) -> Path:
     from openale.agent.models.local import LocalPolicy
     from openale.agent.models.smollm import resolve_model
     from openale.agent.trajectory import save
-    from openale.data import oracle_agent_config, oracle_trajectories
+    from openale.bench.oracle import oracle_agent_config, oracle_trajectories
     from openale.rl.packing import samples_from_trajectory
     from openale.rl.trainer import Trainer
     from openale.tasks import load_tasks

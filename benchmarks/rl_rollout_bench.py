@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from openale.agent.models.local import LocalPolicy
-from openale.rl.rollout import Rollout, RolloutConfig, summarize
+from openale.rl.rollout import Rollout, RolloutConfig, summarize_episodes
 from openale.tasks import load_tasks
 
 RESULTS = Path(__file__).parent / "results"
@@ -181,7 +181,7 @@ def measure(policy: LocalPolicy, rollout: Rollout, tasks, args) -> dict:
         print(f"generate (batch {args.concurrency}): {batched} tokens in {batched_s:.1f}s")
         run["generate_batched_s"] = round(batched_s, 2)
         run["generate_batched_tokens_per_s"] = round(batched / batched_s, 2)
-    stats = summarize(episodes)
+    stats = summarize_episodes(episodes)
     run.update(
         policy_batch_sizes=dict(sorted(Counter(policy.batch_sizes).items())),
         episode_means_s={k: round(stats[k], 2) for k in ("sandbox_s", "model_s", "verify_s")},
@@ -220,7 +220,7 @@ def main() -> None:
     with LocalPolicy.from_pretrained(args.model, max_batch=args.concurrency) as policy:
         rollout = Rollout(policy, config)
         for task in tasks:  # images are built (or found) before any clock starts
-            rollout.image(task)
+            rollout.runner.image(task)
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
             print(f"-- {threads} torch thread(s)")

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     # intra-op thread each keeps two cores busy without spinning against each other.
     torch.set_num_threads(args.threads)
 
-    from openale.data.report import Success, update_results
+    from openale.bench.stats import Success, update_results
     from openale.rl.config import load_config
     from openale.rl.pipeline import TrainingRun
 
@@ -144,7 +144,7 @@ def results_entry(cfg, summary: dict, before, after, wall: float) -> dict:
 
 def write_report(out: Path, cfg, summary: dict, before, after, wall: float) -> Path:
     """report.md + report.html with the before/after bars and the training curves."""
-    from openale.data.report import markdown_table, plot_before_after, plot_curves
+    from openale.bench.stats import markdown_table, plot_before_after, plot_curves
     from openale.rl.scalars import read_metrics
 
     records = read_metrics(Path(cfg.out_dir) / "logs")

@@ -7,16 +7,18 @@ import pytest
 from openale.agent.models.base import ModelResponse
 from openale.agent.models.local import LocalPolicy
 from openale.agent.models.smollm import tiny_random_model
-from openale.rl.resample import (
-    ResampleConfig,
+from openale.bench.oracle import solution_commands
+from openale.rl.experts import (
     ResampleError,
-    Resampler,
     choose_anchors,
-    continuation_samples,
-    imitation_samples,
     oracle_trajectory,
     scripted_trajectory,
-    solution_commands,
+)
+from openale.rl.resample import (
+    ResampleConfig,
+    Resampler,
+    continuation_samples,
+    imitation_samples,
 )
 from openale.rl.rollout import Rollout, RolloutConfig
 from openale.tasks import load_tasks
@@ -107,6 +109,37 @@ def test_replay_restarts_run_the_prefix_in_each_sandbox():
         nonces.add(nonce)
         assert ep.trajectory.chunks[0].tool_results[0].exit_code == 0  # filled by the replay
     assert len(nonces) == 2  # each restart replayed the prefix itself
+
+
+class ShellLooker:
+    """A scripted continuation that prints the shell's directory and a variable, then stops."""
+
+    name = "shell-looker"
+    native_tools = False
+    look = "pwd; echo var=$PREFIX_VAR"
+
+    def complete(self, messages, *, tools=None, stop=None, conversation_id=None):
+        looked = any(m["role"] == "assistant" and self.look in m["content"] for m in messages)
+        return ModelResponse(text="Done." if looked else f"```bash\n{self.look}\n```")
+
+    def count_tokens(self, messages):
+        return sum(len(m["content"]) for m in messages) // 4
+
+
+@pytest.mark.slow
+def test_replay_restarts_inherit_the_prefix_shell_state():
+    rollout = Rollout(ShellLooker(), RolloutConfig(group_size=1, max_turns=3, concurrency=1))
+    prompt = rollout.agent(rollout.model).system_prompt()
+    expert = scripted_trajectory(
+        HELLO, ["cd /tmp && export PREFIX_VAR=42", "true"], system_prompt=prompt
+    )
+    batch = Resampler(rollout, ResampleConfig(mode="replay", anchors=[1])).run(
+        [(HELLO, expert)], progress=False
+    )
+    (ep,) = batch.episodes
+    assert ep.error is None, ep.traceback
+    looked = ep.trajectory.chunks[1].tool_results[0].output.split()
+    assert looked[:2] == ["/tmp", "var=42"]  # the agent's shell is the one the prefix ran in
 
 
 def test_oracle_experts_and_anchors():

@@ -11,8 +11,9 @@ from openale.agent.models.base import ModelResponse
 from openale.agent.models.local import LocalPolicy
 from openale.agent.models.smollm import tiny_random_model
 from openale.agent.trajectory import Chunk, ToolCall, ToolResult, Trajectory
+from openale.bench.seeded import SeededModel
 from openale.rl.reward import RewardConfig, RewardError, RewardStage, failed_tool_calls
-from openale.rl.rollout import Episode, Rollout, RolloutConfig, SeededModel, summarize
+from openale.rl.rollout import Episode, Rollout, RolloutConfig, summarize_episodes
 from openale.tasks import VerifierResult, load_task, load_tasks
 
 HELLO = load_tasks("toy", include=["create-hello-file"])[0]
@@ -63,7 +64,7 @@ def test_a_group_per_task_is_verified_and_rewarded():
     assert all(e.passed and e.reward == 1.0 == e.trajectory.reward for e in hello)
     assert all(not e.passed and e.reward == -1.0 == e.trajectory.reward for e in count)
     assert len({e.seed for e in episodes}) == 4
-    stats = summarize(episodes)
+    stats = summarize_episodes(episodes)
     assert stats["pass_rate"] == 0.5 and stats["mean_reward"] == 0.0
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from openale.bench import NopAgent, OracleAgent, run_trial
+from openale.bench import EpisodeRunner, NopAgent, OracleAgent, run_trial
+from openale.bench.validate import validate_task
 from openale.tasks import EnvironmentBuilder, TaskLoadError, load_task, load_tasks
-from openale.tasks.validate import validate_task
 
 DATA = Path(__file__).parent / "data" / "tasks"
 
@@ -16,8 +16,13 @@ def builder():
     return EnvironmentBuilder()
 
 
-def trial(task_name, agent, builder, tmp_path, attempt=0):
-    return run_trial(load_task(DATA / task_name), agent, attempt, tmp_path, builder)
+@pytest.fixture(scope="module")
+def runner(builder):
+    return EpisodeRunner(builder)
+
+
+def trial(task_name, agent, runner, tmp_path, attempt=0):
+    return run_trial(load_task(DATA / task_name), agent, attempt, tmp_path, runner)
 
 
 def test_harbor_layout_loads():
@@ -82,35 +87,35 @@ def test_builds_are_cached_by_digest(builder, tmp_path):
         builder.client.images.remove(t, force=True)
 
 
-def test_a_failed_build_reports_its_log(builder, tmp_path):
+def test_a_failed_build_reports_its_log(runner, tmp_path):
     import shutil
 
     shutil.copytree(DATA / "good", tmp_path / "broken-build")
     (tmp_path / "broken-build" / "environment" / "Dockerfile").write_text(
         "FROM ubuntu:24.04\nRUN echo about-to-fail && exit 7\n"
     )
-    row = run_trial(load_task(tmp_path / "broken-build"), OracleAgent(), 0, tmp_path, builder)
+    row = run_trial(load_task(tmp_path / "broken-build"), OracleAgent(), 0, tmp_path, runner)
     assert row.error_stage == "build" and not row.passed
     assert "about-to-fail" in row.error
 
 
-def test_oracle_passes_and_nop_fails(builder, tmp_path):
-    good = trial("good", OracleAgent(), builder, tmp_path)
+def test_oracle_passes_and_nop_fails(runner, tmp_path):
+    good = trial("good", OracleAgent(), runner, tmp_path)
     assert good.passed and good.reward == 1.0 and good.error is None
     assert good.build_s >= 0 and good.agent_s > 0 and good.verify_s > 0
     assert Path(good.verifier_log).read_text().count("passed") >= 1
-    nop = trial("good", NopAgent(), builder, tmp_path)
+    nop = trial("good", NopAgent(), runner, tmp_path)
     assert not nop.passed and nop.reward == 0.0 and nop.error is None
 
 
-def test_legacy_task_is_scored_from_pytest_output(builder, tmp_path):
-    assert trial("legacy-tb", OracleAgent(), builder, tmp_path).passed
-    nop = trial("legacy-tb", NopAgent(), builder, tmp_path)
+def test_legacy_task_is_scored_from_pytest_output(runner, tmp_path):
+    assert trial("legacy-tb", OracleAgent(), runner, tmp_path).passed
+    nop = trial("legacy-tb", NopAgent(), runner, tmp_path)
     assert nop.reward == 0.0 and nop.error is None
 
 
-def test_json_reward(builder, tmp_path):
-    row = trial("json-reward", OracleAgent(), builder, tmp_path)
+def test_json_reward(runner, tmp_path):
+    row = trial("json-reward", OracleAgent(), runner, tmp_path)
     assert row.reward == 0.75 and not row.passed and row.error is None
 
 
@@ -123,47 +128,47 @@ def test_json_reward(builder, tmp_path):
         ("slow-verifier", "timed out"),
     ],
 )
-def test_broken_verifiers_are_errors_not_passes(builder, tmp_path, name, message):
-    row = trial(name, OracleAgent(), builder, tmp_path)
+def test_broken_verifiers_are_errors_not_passes(runner, tmp_path, name, message):
+    row = trial(name, OracleAgent(), runner, tmp_path)
     assert not row.passed and row.reward is None
     assert row.error_stage == "verify" and message in row.error
 
 
-def test_tests_are_invisible_during_the_agent_phase(builder, tmp_path):
+def test_tests_are_invisible_during_the_agent_phase(runner, tmp_path):
     from tests.bench_agents import SnoopAgent
 
-    row = trial("good", SnoopAgent(), builder, tmp_path)
+    row = trial("good", SnoopAgent(), runner, tmp_path)
     assert row.passed
     assert (tmp_path / "trials" / "good__0" / "agent" / "seen.txt").read_text().strip() == ""
 
 
-def test_an_agent_cannot_forge_the_reward(builder, tmp_path):
+def test_an_agent_cannot_forge_the_reward(runner, tmp_path):
     from tests.bench_agents import ForgerAgent
 
-    row = trial("good", ForgerAgent(), builder, tmp_path)
+    row = trial("good", ForgerAgent(), runner, tmp_path)
     assert row.reward == 0.0 and not row.passed
 
 
-def test_an_agent_crash_is_a_harness_error_not_a_crash(builder, tmp_path):
+def test_an_agent_crash_is_a_harness_error_not_a_crash(runner, tmp_path):
     from tests.bench_agents import CrashingAgent
 
-    row = trial("good", CrashingAgent(), builder, tmp_path)
+    row = trial("good", CrashingAgent(), runner, tmp_path)
     assert row.error_stage == "agent" and "fell over" in row.error and not row.passed
 
 
-def test_validate_accepts_a_good_task_and_flags_planted_ones(builder, tmp_path):
-    assert validate_task(load_task(DATA / "good"), builder, tmp_path / "g").ok
-    free = validate_task(load_task(DATA / "passes-without-solution"), builder, tmp_path / "p")
+def test_validate_accepts_a_good_task_and_flags_planted_ones(runner, tmp_path):
+    assert validate_task(load_task(DATA / "good"), runner, tmp_path / "g").ok
+    free = validate_task(load_task(DATA / "passes-without-solution"), runner, tmp_path / "p")
     assert any("without any solution" in p for p in free.problems)
-    broken = validate_task(load_task(DATA / "no-reward"), builder, tmp_path / "n")
+    broken = validate_task(load_task(DATA / "no-reward"), runner, tmp_path / "n")
     assert any("oracle errored" in p for p in broken.problems)
 
 
 @pytest.mark.slow
-def test_validate_flags_a_flaky_task(builder, tmp_path):
+def test_validate_flags_a_flaky_task(runner, tmp_path):
     # The planted verifier passes with probability 1/2: twelve identical
     # oracle runs all agree with probability 2 * 2**-12.
-    report = validate_task(load_task(DATA / "flaky"), builder, tmp_path, oracle_runs=12)
+    report = validate_task(load_task(DATA / "flaky"), runner, tmp_path, oracle_runs=12)
     assert any(p.startswith("flaky") for p in report.problems)
 
 
@@ -179,7 +184,7 @@ def test_a_broken_task_that_was_not_asked_for_does_not_stop_loading(tmp_path):
 
 
 def test_sandboxes_are_offline_unless_the_task_allows_internet():
-    from openale.bench.trial import task_spec
+    from openale.bench.episode import task_spec
 
     task = load_task(DATA / "good")
     assert task_spec(task, "img", "/app", 2).network == "none"

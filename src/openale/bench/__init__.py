@@ -1,6 +1,7 @@
-"""Running agents on tasks in parallel, scoring them, and reporting."""
+"""Running agents on tasks: one episode runner, parallel bench runs, oracles, scores, reports."""
 
 from openale.bench.agents import Agent, AgentResult, NopAgent, OracleAgent, load_agent
+from openale.bench.episode import EpisodeResult, EpisodeRunner
 from openale.bench.report import pass_at_k, summarize, write_report
 from openale.bench.runner import BenchRun, read_results
 from openale.bench.trial import TrialResult, run_trial
@@ -9,6 +10,8 @@ __all__ = [
     "Agent",
     "AgentResult",
     "BenchRun",
+    "EpisodeResult",
+    "EpisodeRunner",
     "NopAgent",
     "OracleAgent",
     "TrialResult",

@@ -2,7 +2,7 @@
 
 An agent gets the task's instruction and a running sandbox and acts in it; it
 never sees the tests. ``run`` returns an ``AgentResult``; a trajectory, when the
-agent records one, is written under ``logs_dir``.
+agent records one, is written under ``logs_dir`` (None: keep nothing on disk).
 """
 
 from __future__ import annotations
@@ -10,20 +10,22 @@ from __future__ import annotations
 import importlib
 import time
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from openale.agent.trajectory import Outcome, Trajectory
 from openale.sandbox import Sandbox
 from openale.tasks.model import Task
 
-Outcome = Literal["completed", "max_turns", "timeout", "error"]
-
 
 class AgentResult(BaseModel):
+    """How an agent's run ended; ``trajectory`` is the run itself when the agent records one."""
+
     outcome: Outcome = "completed"
     error: str | None = None
     trajectory_path: str | None = None
+    trajectory: Trajectory | None = Field(None, exclude=True, repr=False)
     usage: dict = Field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -33,7 +35,9 @@ class Agent(Protocol):
     name: str
     model: str | None
 
-    def run(self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path) -> AgentResult:
+    def run(
+        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+    ) -> AgentResult:
         """Act on ``task.instruction`` inside ``sandbox`` for at most ``timeout`` seconds."""
 
 
@@ -43,7 +47,9 @@ class OracleAgent:
     name = "oracle"
     model: str | None = None
 
-    def run(self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path) -> AgentResult:
+    def run(
+        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+    ) -> AgentResult:
         started = time.monotonic()
         if task.solution is None:
             return AgentResult(outcome="error", error=f"{task.name} has no reference solution")
@@ -55,8 +61,9 @@ class OracleAgent:
             )
         shell = sandbox.sessions.create()
         run = shell.run(f"bash /solution/{task.solution.name}", timeout=timeout)
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        (logs_dir / "oracle.log").write_text(run.output)
+        if logs_dir is not None:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            (logs_dir / "oracle.log").write_text(run.output)
         result = AgentResult(duration_s=time.monotonic() - started)
         if run.timed_out:
             result.outcome, result.error = "timeout", f"solution ran past {timeout:g}s"
@@ -72,7 +79,9 @@ class NopAgent:
     name = "nop"
     model: str | None = None
 
-    def run(self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path) -> AgentResult:
+    def run(
+        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+    ) -> AgentResult:
         return AgentResult()
 
 
@@ -84,7 +93,7 @@ def load_agent(spec: str, **kwargs) -> Agent:
     if spec in BUILTIN_AGENTS:
         return BUILTIN_AGENTS[spec]()
     if spec == "openale":
-        from openale.agent.bench_agent import OpenaleAgent  # the layer above: import late
+        from openale.bench.openale_agent import OpenaleAgent  # it imports this module
 
         return OpenaleAgent(**kwargs)
     module_name, sep, attr = spec.partition(":")

@@ -11,9 +11,9 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from openale.bench.agents import Agent
+from openale.bench.episode import EpisodeRunner
 from openale.bench.trial import TrialResult, run_trial
 from openale.sandbox.settings import SandboxSettings
-from openale.tasks.environment import EnvironmentBuilder
 from openale.tasks.model import Task
 
 RESULTS_FILE = "results.jsonl"
@@ -51,7 +51,7 @@ class BenchRun:
         self.out_dir = Path(out_dir)
         self.attempts = attempts
         self.concurrency = concurrency
-        self.builder = EnvironmentBuilder(settings)
+        self.runner = EpisodeRunner(settings=settings)
         self.progress = progress
         self._write_lock = threading.Lock()
 
@@ -90,7 +90,7 @@ class BenchRun:
         return read_results(self.out_dir)
 
     def _one(self, task: Task, attempt: int) -> TrialResult:
-        row = run_trial(task, self.agent_factory(), attempt, self.out_dir, self.builder)
+        row = run_trial(task, self.agent_factory(), attempt, self.out_dir, self.runner)
         with self._write_lock, (self.out_dir / RESULTS_FILE).open("a") as f:
             f.write(row.model_dump_json() + "\n")
         return row

@@ -277,9 +277,10 @@ def _report(traj: Trajectory, fmt: str, output_file: Path | None) -> int:
 
 
 def _run_task(path: Path, settings: AgentSettings, fmt: str) -> int:
-    from openale.agent.bench_agent import OpenaleAgent
+    from openale.bench.episode import EpisodeRunner
+    from openale.bench.openale_agent import OpenaleAgent
     from openale.bench.trial import run_trial
-    from openale.tasks import EnvironmentBuilder, load_task
+    from openale.tasks import load_task
 
     task = load_task(path)
     agent = OpenaleAgent(
@@ -290,7 +291,7 @@ def _run_task(path: Path, settings: AgentSettings, fmt: str) -> int:
         context_window=settings.context_window,
     )
     out = settings.trajectories_dir.parent / "runs"
-    row = run_trial(task, agent, 0, out, EnvironmentBuilder())
+    row = run_trial(task, agent, 0, out, EpisodeRunner())
     if fmt == "json":
         print(row.model_dump_json())
     else:

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from openale.bench.validate import validate_tasks
 from openale.cli.common import console, user_errors
 from openale.tasks import load_tasks
-from openale.tasks.validate import validate_tasks
 
 tasks_app = typer.Typer(help="List and validate verifiable tasks.", no_args_is_help=True)
 

@@ -1,23 +1,6 @@
-"""Data: oracle trajectories, instance validation, filtering, error-masked SFT (DESIGN "Data")."""
+"""Data: the data engine (task and trajectory generation, instance validation, filtering,
+error-masked SFT sets; DESIGN "Data"), built on the bench's episode runner.
 
-from openale.data.oracle import (
-    OracleError,
-    ScriptedPolicy,
-    oracle_agent_config,
-    oracle_replies,
-    oracle_trajectories,
-    run_episode,
-    run_scripted,
-    solution_commands,
-)
-
-__all__ = [
-    "OracleError",
-    "ScriptedPolicy",
-    "oracle_agent_config",
-    "oracle_replies",
-    "oracle_trajectories",
-    "run_episode",
-    "run_scripted",
-    "solution_commands",
-]
+Empty for now: it comes in a later issue. Oracle trajectories live in
+``openale.bench.oracle`` and results statistics in ``openale.bench.stats``.
+"""

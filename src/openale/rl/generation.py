@@ -25,13 +25,12 @@ import torch
 
 from openale.agent.models.local import LocalPolicy
 from openale.rl.config import TrainConfig
+from openale.rl.experts import ResampleError, oracle_trajectory
 from openale.rl.resample import (
     ResampleConfig,
-    ResampleError,
     Resampler,
     continuation_samples,
     imitation_samples,
-    oracle_trajectory,
     prefix_length,
 )
 from openale.rl.rollout import Episode, Rollout

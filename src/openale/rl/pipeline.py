@@ -40,7 +40,7 @@ from openale.rl.generation import (
     sync_policy,
 )
 from openale.rl.packing import samples_from_trajectory
-from openale.rl.rollout import summarize
+from openale.rl.rollout import summarize_episodes
 from openale.rl.scalars import ScalarLog, plot_reward_curve, read_metrics, training_progress
 from openale.rl.staleness import BufferClosedError, SampleGroup, StalenessBuffer, Taken, VersionGate
 from openale.rl.trainer import Trainer
@@ -299,7 +299,7 @@ class TrainingRun:
     def warm_start(self, train_tasks: list[Task]) -> dict[str, Any]:
         """Error-masked SFT on oracle trajectories of the train tasks (recorded once)."""
         from openale.agent.trajectory import load, save
-        from openale.data import oracle_agent_config, oracle_trajectories
+        from openale.bench.oracle import oracle_agent_config, oracle_trajectories
 
         cfg, trainer, policy = self.config, self.trainer, self.policy
         assert trainer is not None and policy is not None
@@ -345,7 +345,7 @@ class TrainingRun:
         tasks = self.eval_tasks()
         rollout = make_rollout(cfg, policy, group_size=cfg.eval.attempts)
         episodes = rollout.run(tasks, round=1_000_000 + policy.version, progress=self.progress)
-        result: dict[str, Any] = summarize(episodes)
+        result: dict[str, Any] = summarize_episodes(episodes)
         result.update(split=cfg.eval.split, tasks=len(tasks), version=policy.version)
         result["per_task"] = {
             t.name: sum(e.passed for e in episodes if e.task == t.name) / cfg.eval.attempts

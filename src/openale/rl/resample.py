@@ -22,33 +22,36 @@ trajectory says so in ``metadata["expert_prefix_chunks"] = k`` (and
 ``metadata["resample"]``); ``continuation_samples`` turns it into RL rows over
 the policy's chunks only, and ``imitation_samples`` turns the expert prefix
 into rows marked ``Sample.imitation`` for the trainer's imitation term.
+Experts, anchors, truncation and prefix replay are in ``rl.experts``; every
+restart is an episode of the rollout (the bench's episode runner), its
+sandbox a fork (``sandbox`` factory) or a fresh one replayed into (``prepare``).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from openale.agent.environment import SandboxEnvironment
-from openale.agent.tools.base import ToolArgumentError, ToolContext, ToolRegistry
-from openale.agent.trajectory import ActionFormat, Chunk, ToolCall, ToolResult, Trajectory
+from openale.agent.trajectory import Chunk, ToolResult, Trajectory
+from openale.bench.seeded import derive_seed
+from openale.rl.experts import (
+    PREFIX_KEY,
+    ResampleError,
+    choose_anchors,
+    fill_results,
+    replay,
+    truncate,
+)
 from openale.rl.packing import Sample, samples_from_trajectory
-from openale.rl.rollout import Episode, EpisodeRequest, Rollout, derive_seed, group_id
+from openale.rl.rollout import AGENT_NAME, Episode, EpisodeRequest, Rollout, group_id
 from openale.sandbox import Sandbox, Snapshot, delete_snapshot
 from openale.tasks.model import Task
-
-PREFIX_KEY = "expert_prefix_chunks"
-
-
-class ResampleError(ValueError):
-    """The expert trajectory cannot be resampled from (no anchors, no solution, ...)."""
 
 
 class ResampleConfig(BaseModel):
@@ -57,202 +60,6 @@ class ResampleConfig(BaseModel):
     anchors: list[int] | None = Field(None, description="explicit anchors (prefix lengths)")
     restarts: int | None = Field(None, ge=1, description="per anchor; None: group_size")
     replay_timeout_s: float = Field(120.0, gt=0, description="per replayed tool call")
-
-
-# -- experts --------------------------------------------------------------------------
-
-
-def _action_text(command: str, fmt: ActionFormat) -> str:
-    if fmt == "bash_block":
-        return f"```bash\n{command}\n```"
-    if fmt == "tool_call_tags":
-        import json
-
-        call = {"name": "shell", "arguments": {"command": command}}
-        return f"<tool_call>{json.dumps(call)}</tool_call>"
-    return ""  # native: the call is structured, no text
-
-
-def scripted_trajectory(
-    task: Task,
-    commands: Sequence[str],
-    *,
-    system_prompt: str,
-    action_format: ActionFormat = "bash_block",
-    final_answer: str = "Done.",
-) -> Trajectory:
-    """An expert trajectory that runs ``commands`` in the shell, one per chunk, then answers.
-
-    The tool results are empty until the commands are replayed in a sandbox
-    (resampling fills them in from the replay).
-    """
-    chunks = [
-        Chunk(
-            index=i,
-            text=_action_text(cmd, action_format),
-            tool_calls=[ToolCall(name="shell", arguments={"command": cmd})],
-        )
-        for i, cmd in enumerate(commands)
-    ]
-    chunks.append(Chunk(index=len(chunks), text=final_answer))
-    return Trajectory(
-        task_id=task.name,
-        agent="expert",
-        model="scripted",
-        action_format=action_format,
-        system_prompt=system_prompt,
-        instruction=task.instruction,
-        chunks=chunks,
-        outcome="completed",
-    )
-
-
-def solution_commands(script: str) -> list[str]:
-    """``solve.sh`` as shell commands: one per line when every line stands alone, else one.
-
-    ``set -e`` style lines are dropped: in the agent's persistent shell an
-    error would end the session instead of the script.
-    """
-    lines = [
-        line
-        for line in script.splitlines()
-        if line.strip() and not line.lstrip().startswith("#") and not _is_set_option(line)
-    ]
-    bash = shutil.which("bash")
-    if bash and all(_complete(bash, line) for line in lines):
-        return lines
-    return ["\n".join(lines)] if lines else []
-
-
-def _is_set_option(line: str) -> bool:
-    words = line.split()
-    return len(words) >= 2 and words[0] == "set" and words[1].startswith(("-", "+"))
-
-
-def _complete(bash: str, line: str) -> bool:
-    """Whether ``line`` parses on its own (no open quote, loop, heredoc or continuation)."""
-    if line.rstrip().endswith("\\") or "<<" in line:
-        return False
-    return subprocess.run([bash, "-n", "-c", line], capture_output=True).returncode == 0
-
-
-def oracle_trajectory(task: Task, rollout: Rollout) -> Trajectory:
-    """The task's reference solution as an expert trajectory the rollout's agent could resume."""
-    if task.solution is None:
-        raise ResampleError(f"{task.name} has no reference solution (solution/solve.sh)")
-    if task.solution_dir is not None:
-        extra = [p for p in task.solution_dir.rglob("*") if p.is_file() and p != task.solution]
-        if extra:
-            raise ResampleError(
-                f"{task.name}: the solution needs {len(extra)} more file(s) besides "
-                f"{task.solution.name}; use a self-sampled expert for it"
-            )
-    commands = solution_commands(task.solution.read_text())
-    if not commands:
-        raise ResampleError(f"{task.name}: {task.solution} runs no command")
-    agent = rollout.agent(rollout.model)
-    expert = scripted_trajectory(
-        task, commands, system_prompt=agent.system_prompt(), action_format=agent.format
-    )
-    expert.model = "oracle"
-    expert.metadata["oracle"] = True
-    return expert
-
-
-def best_experts(episodes: Sequence[Episode]) -> dict[str, Trajectory]:
-    """Per task, the shortest passed trajectory of a rollout (self-sampled experts)."""
-    best: dict[str, Trajectory] = {}
-    for ep in episodes:
-        traj = ep.trajectory
-        if ep.passed and traj is not None and traj.chunks:
-            if ep.task not in best or len(traj.chunks) < len(best[ep.task].chunks):
-                best[ep.task] = traj
-    return best
-
-
-def choose_anchors(expert: Trajectory, n: int) -> list[int]:
-    """``n`` prefix lengths spread evenly over 1..K-1 (the policy always writes the last chunk)."""
-    last = len(expert.chunks) - 1
-    if last < 1:
-        raise ResampleError(f"{expert.id} has {len(expert.chunks)} chunk(s): no anchor to restart")
-    if n >= last:
-        return list(range(1, last + 1))
-    # Evenly spaced, always including the latest anchor (the easiest restart).
-    return sorted({round(1 + i * (last - 1) / (n - 1)) for i in range(n)} if n > 1 else {last})
-
-
-def truncate(expert: Trajectory, anchor: int, mode: str) -> Trajectory:
-    """A copy of ``expert`` holding its first ``anchor`` chunks, ready to be resumed."""
-    traj = expert.model_copy(deep=True)
-    traj.id = Trajectory().id
-    traj.parent_id = expert.id
-    traj.chunks = traj.chunks[:anchor]
-    traj.compressions = [c for c in traj.compressions if c.upto <= anchor]
-    traj.user_turns = [u for u in traj.user_turns if u.at < anchor]
-    traj.started_at, traj.ended_at = datetime.now(UTC), None
-    traj.outcome = traj.error = traj.reward = traj.verifier = None
-    traj.usage = sum((c.usage for c in traj.chunks), type(expert.usage)())
-    traj.metadata = {
-        PREFIX_KEY: anchor,
-        "resample": {
-            "expert": expert.id,
-            "anchor": anchor,
-            "mode": mode,
-            "expert_reward": expert.reward if expert.reward is not None else 1.0,
-        },
-    }
-    return traj
-
-
-# -- replaying a prefix ---------------------------------------------------------------
-
-
-def replay(
-    chunks: Sequence[Chunk], env: SandboxEnvironment, tools: ToolRegistry, timeout: float
-) -> list[list[ToolResult]]:
-    """Run the chunks' tool calls in ``env`` as the agent did; returns the results per chunk.
-
-    Calls the agent never ran (an ``invalid_action`` record, a rejected
-    argument) are not run now either.
-    """
-    ctx = ToolContext(env=env)
-    results: list[list[ToolResult]] = []
-    for chunk in chunks:
-        out: list[ToolResult] = []
-        for call in chunk.tool_calls:
-            try:
-                tool = tools.validate(call.name, call.arguments)
-            except ToolArgumentError as e:
-                out.append(
-                    ToolResult(call_id=call.id, name=call.name, output=str(e), is_error=True)
-                )
-                continue
-            args = dict(call.arguments)
-            if call.name == "shell":
-                args["timeout"] = min(float(args.get("timeout", timeout)), timeout)
-            res = tool.run(args, ctx)
-            out.append(
-                ToolResult(
-                    call_id=call.id,
-                    name=call.name,
-                    output=res.output,
-                    exit_code=res.exit_code,
-                    is_error=res.is_error,
-                )
-            )
-        results.append(out)
-    return results
-
-
-def _fill_results(chunks: Sequence[Chunk], replayed: list[list[ToolResult]]) -> int:
-    """Give chunks without results the replayed ones; count chunks whose exit codes differ."""
-    differ = 0
-    for chunk, res in zip(chunks, replayed, strict=True):
-        if not chunk.tool_results:
-            chunk.tool_results = res
-        elif [r.exit_code for r in chunk.tool_results] != [r.exit_code for r in res]:
-            differ += 1
-    return differ
 
 
 # -- the resampler --------------------------------------------------------------------
@@ -285,8 +92,6 @@ class Resampler:
         progress: bool = True,
     ) -> ResampleBatch:
         """All restarts of all experts' anchors in one batch of the rollout's thread pool."""
-        import time
-
         cfg, started = self.config, time.monotonic()
         batch = ResampleBatch(episodes=[], experts={}, anchors={})
         plans: list[tuple[Task, Trajectory, list[int]]] = []
@@ -342,13 +147,13 @@ class Resampler:
         snaps: dict[int, Snapshot] = {}
         differ, sandbox = 0, None
         try:
-            sandbox = self.rollout.fresh_sandbox(task)
+            sandbox = self.rollout.runner.sandbox(task)
             env = SandboxEnvironment(sandbox)
             try:
                 done = 0
                 for k in anchors:
                     chunks = expert.chunks[done:k]
-                    differ += _fill_results(chunks, self._replay(chunks, env))
+                    differ += fill_results(chunks, self._replay(chunks, env))
                     snaps[k] = sandbox.snapshot()
                     done = k
             finally:
@@ -379,7 +184,7 @@ class Resampler:
         for k in anchors:
             for a in range(restarts):
                 resume = truncate(expert, k, mode)
-                resume.agent, resume.model = "openale-rl", self.rollout.model.name
+                resume.agent, resume.model = AGENT_NAME, self.rollout.model.name
                 req = EpisodeRequest(
                     task=task,
                     attempt=a,
@@ -404,7 +209,7 @@ class Resampler:
     def _replayer(self, resume: Trajectory):
         def prepare(env: SandboxEnvironment) -> None:
             # ``resume`` is this request's own copy: filling its results in is safe.
-            _fill_results(resume.chunks, self._replay(resume.chunks, env))
+            fill_results(resume.chunks, self._replay(resume.chunks, env))
 
         return prepare
 

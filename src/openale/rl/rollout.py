@@ -1,11 +1,11 @@
 """The rollout stage: many agents act at once, each in its own sandbox, with the current policy.
 
 ``Rollout.run(tasks, round=r)`` runs ``group_size`` attempts per task on a
-thread pool. Every attempt gets its own sandbox from the task's environment
-image, an ``Agent`` whose model is the shared policy behind a thin
-``SeededModel`` (a ``LocalPolicy`` batches the generations of all running
-agents), and the task's verifier afterwards; the reward stage then sets the
-final reward. Seeds are derived from ``(seed, round, task, attempt)`` and
+thread pool. Every attempt is an episode of the bench's ``EpisodeRunner``: its
+own sandbox from the task's environment image, a ``LoopAgent`` whose model is
+the shared policy behind a thin ``SeededModel`` (a ``LocalPolicy`` batches the
+generations of all running agents), and the task's verifier afterwards; the
+reward stage then sets the final reward. Seeds are derived from ``(seed, round, task, attempt)`` and
 passed into every generation, so a rollout is reproducible at temperature > 0.
 
 Harness failures (an image that does not build, a sandbox that will not
@@ -15,12 +15,7 @@ end the batch. ``Episode.trainable`` says which episodes a trainer may use.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import inspect
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -37,18 +32,20 @@ from rich.progress import (
 
 from openale.agent.environment import SandboxEnvironment
 from openale.agent.loop import Agent, AgentConfig
-from openale.agent.models.base import Model, ModelResponse
+from openale.agent.models.base import Model
 from openale.agent.tools.base import ToolRegistry
 from openale.agent.trajectory import ActionFormat, Trajectory
-from openale.bench.trial import task_spec
+from openale.bench.episode import EpisodeRunner
+from openale.bench.openale_agent import LoopAgent
+from openale.bench.seeded import SeededModel, derive_seed
 from openale.rl.reward import RewardConfig, RewardStage
 from openale.sandbox import Sandbox, SandboxSettings
-from openale.sandbox.runtime import DockerRuntime
 from openale.tasks.environment import EnvironmentBuilder
 from openale.tasks.model import Task
-from openale.tasks.verifier import VerifierResult, verify
+from openale.tasks.verifier import VerifierResult
 
 VERIFIER_LOG_CHARS = 4000  # kept on the episode; the full log is the verifier's business
+AGENT_NAME = "openale-rl"
 
 
 class RolloutConfig(BaseModel):
@@ -68,12 +65,6 @@ class RolloutConfig(BaseModel):
     tools: list[str] | None = Field(None, description="tool names; None: all built-ins")
 
 
-def derive_seed(*parts: Any) -> int:
-    """A stable 62-bit seed from ``parts`` (same parts, same seed, on any machine)."""
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 2
-
-
 def episode_seed(seed: int, round: int, task: str, attempt: int) -> int:
     return derive_seed("episode", seed, round, task, attempt)
 
@@ -81,64 +72,6 @@ def episode_seed(seed: int, round: int, task: str, attempt: int) -> int:
 def group_id(round: int, task: str, anchor: int | None = None) -> str:
     """Episodes of one group share it: same round, same task (and same anchor)."""
     return f"r{round}/{task}" + (f"/a{anchor}" if anchor is not None else "")
-
-
-class SeededModel:
-    """One episode's view of a shared model: every call gets the next seed of the episode.
-
-    Sampling settings (``seed``, ``temperature``, ``top_p``, ``max_new_tokens``)
-    are passed only to models whose ``complete`` takes them (``LocalPolicy``);
-    a replay or HTTP model is called as it is.
-    """
-
-    def __init__(
-        self,
-        inner: Model,
-        seed: int,
-        *,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_new_tokens: int | None = None,
-    ):
-        self.inner = inner
-        self.seed = seed
-        self.name = inner.name
-        self.native_tools = inner.native_tools
-        self.calls = 0
-        self.conversations: set[str] = set()
-        accepted = set(inspect.signature(inner.complete).parameters)
-        wanted = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
-        self._sampling = {k: v for k, v in wanted.items() if v is not None and k in accepted}
-        self._seeded = "seed" in accepted
-
-    def complete(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        tools: list[dict[str, Any]] | None = None,
-        stop: list[str] | None = None,
-        conversation_id: str | None = None,
-    ) -> ModelResponse:
-        extra = dict(self._sampling)
-        if self._seeded:
-            extra["seed"] = derive_seed("call", self.seed, self.calls)
-        self.calls += 1
-        if conversation_id:
-            self.conversations.add(conversation_id)
-        return self.inner.complete(
-            messages, tools=tools, stop=stop, conversation_id=conversation_id, **extra
-        )
-
-    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
-        return self.inner.count_tokens(messages)
-
-    def release(self) -> None:
-        """Forget this episode's token sequences in the shared policy (they are recorded)."""
-        end = getattr(self.inner, "end_conversation", None)
-        if end is not None:
-            for cid in self.conversations:
-                end(cid)
-        self.conversations.clear()
 
 
 class Episode(BaseModel):
@@ -216,11 +149,8 @@ class Rollout:
         self.model = model
         self.config = config or RolloutConfig()
         self.reward = reward if isinstance(reward, RewardStage) else RewardStage(reward)
-        self.builder = builder or EnvironmentBuilder(settings)
-        self.settings = self.builder.settings
-        self._workdirs: dict[str, str] = {}
-        self._engine_cpus: int | None = None
-        self._lock = threading.Lock()
+        self.runner = EpisodeRunner(builder, settings)
+        self.settings = self.runner.settings
 
     # -- building blocks --------------------------------------------------------------
 
@@ -230,21 +160,19 @@ class Rollout:
         tools = ToolRegistry(default_tools())
         return tools.subset(self.config.tools) if self.config.tools is not None else tools
 
+    def agent_config(self, max_turns: int | None = None) -> AgentConfig:
+        cfg = self.config
+        return AgentConfig(
+            max_turns=max_turns or cfg.max_turns,
+            max_time_s=cfg.episode_timeout_s,
+            action_format=cfg.action_format,
+            tool_timeout_s=cfg.tool_timeout_s,
+            context_window=cfg.context_window,
+        )
+
     def agent(self, model: Model, max_turns: int | None = None) -> Agent:
         """An agent as the rollout runs it (also used to build expert trajectories)."""
-        cfg = self.config
-        return Agent(
-            model,
-            self.tools(),
-            AgentConfig(
-                max_turns=max_turns or cfg.max_turns,
-                max_time_s=cfg.episode_timeout_s,
-                action_format=cfg.action_format,
-                tool_timeout_s=cfg.tool_timeout_s,
-                context_window=cfg.context_window,
-            ),
-            name="openale-rl",
-        )
+        return Agent(model, self.tools(), self.agent_config(max_turns), name=AGENT_NAME)
 
     def seeded(self, seed: int) -> SeededModel:
         cfg = self.config
@@ -255,22 +183,6 @@ class Rollout:
             top_p=cfg.top_p,
             max_new_tokens=cfg.max_new_tokens,
         )
-
-    def image(self, task: Task) -> tuple[str, str]:
-        """The task's environment image (built once, cached) and its working directory."""
-        image, _, _ = self.builder.build(task)
-        with self._lock:
-            if image not in self._workdirs:
-                config = self.builder.client.api.inspect_image(image)["Config"]
-                self._workdirs[image] = config.get("WorkingDir") or "/"
-            if self._engine_cpus is None:
-                self._engine_cpus = DockerRuntime(self.settings).engine_cpus
-            return image, self._workdirs[image]
-
-    def fresh_sandbox(self, task: Task) -> Sandbox:
-        image, workdir = self.image(task)
-        spec = task_spec(task, image, workdir, self._engine_cpus or 1)
-        return Sandbox.create(spec, settings=self.settings)
 
     # -- running ----------------------------------------------------------------------
 
@@ -321,7 +233,32 @@ class Rollout:
 
     def run_episode(self, req: EpisodeRequest) -> Episode:
         """One episode; any failure of the harness is recorded on it, never raised."""
+        started = time.monotonic()
         task = req.task
+        agent = LoopAgent(
+            self.seeded(req.seed),
+            self.agent_config(req.max_turns),
+            tools=self.tools(),
+            name=AGENT_NAME,
+            resume=req.resume,
+        )
+        metadata = {
+            **req.metadata,
+            "group": req.group,
+            "round": req.round,
+            "attempt": req.attempt,
+            "seed": req.seed,
+        }
+        result = self.runner.run(
+            task,
+            agent,
+            sandbox=req.sandbox,
+            prepare=req.prepare,
+            timeout=self.config.episode_timeout_s,
+            metadata=metadata,
+            verifier_log_chars=VERIFIER_LOG_CHARS,
+        )
+        traj = result.trajectory
         ep = Episode(
             task=task.name,
             group=req.group,
@@ -329,63 +266,16 @@ class Rollout:
             round=req.round,
             seed=req.seed,
             split=task.config.metadata.split,
+            trajectory=traj,
+            verifier=result.verifier,
+            error=result.error,
+            error_stage=result.error_stage,
+            traceback=result.traceback,
+            sandbox_s=result.build_s + result.sandbox_s + result.prepare_s,
+            model_s=sum(c.model_s for c in traj.chunks) if traj is not None else 0.0,
+            tools_s=sum(c.tools_s for c in traj.chunks) if traj is not None else 0.0,
+            verify_s=result.verifier.duration_s if result.verifier is not None else 0.0,
         )
-        started = time.monotonic()
-        stage, sandbox, model = "build", None, None
-        try:
-            t = time.monotonic()
-            if req.sandbox is not None:
-                stage = "sandbox"
-                sandbox = req.sandbox()
-            else:
-                self.image(task)
-                stage = "sandbox"
-                sandbox = self.fresh_sandbox(task)
-            env = SandboxEnvironment(sandbox)
-            try:
-                if req.prepare is not None:
-                    stage = "prepare"
-                    req.prepare(env)
-                ep.sandbox_s = time.monotonic() - t
-                stage = "agent"
-                model = self.seeded(req.seed)
-                agent = self.agent(model, req.max_turns)
-                resume = copy.deepcopy(req.resume) if req.resume is not None else None
-                instruction = None if resume is not None else task.instruction
-                traj = agent.run(instruction, env, task_id=task.name, resume=resume)
-            finally:
-                env.close()
-            traj.metadata.update(
-                req.metadata,
-                group=req.group,
-                round=req.round,
-                attempt=req.attempt,
-                seed=req.seed,
-            )
-            ep.trajectory = traj
-            ep.model_s = sum(c.model_s for c in traj.chunks)
-            ep.tools_s = sum(c.tools_s for c in traj.chunks)
-
-            stage = "verify"
-            verdict = verify(task, sandbox)
-            verdict.log = verdict.log[-VERIFIER_LOG_CHARS:]
-            ep.verify_s = verdict.duration_s
-            ep.verifier = verdict
-            traj.verifier = verdict.model_dump(exclude={"log"})
-            if verdict.error:
-                ep.error, ep.error_stage = verdict.error, "verify"
-        except Exception as e:  # a broken harness fails this episode, not the batch
-            ep.error, ep.error_stage = f"{type(e).__name__}: {e}", stage
-            ep.traceback = traceback.format_exc()
-        finally:
-            if model is not None:
-                model.release()
-            if sandbox is not None:
-                try:
-                    sandbox.close()
-                except Exception as e:  # the episode is done; a stuck container is the reaper's
-                    ep.error = ep.error or f"closing the sandbox failed: {e}"
-                    ep.error_stage = ep.error_stage or "sandbox"
         try:
             self.reward(ep)
         except Exception as e:
@@ -394,7 +284,7 @@ class Rollout:
         return ep
 
 
-def summarize(episodes: list[Episode]) -> dict[str, float]:
+def summarize_episodes(episodes: list[Episode]) -> dict[str, float]:
     """Pass rate, mean reward, error count and time split of a batch of episodes."""
     n = max(1, len(episodes))
     rewards = [ep.reward for ep in episodes if ep.reward is not None]

@@ -39,7 +39,9 @@ class VerifierConfig(_Section):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-class AgentConfig(_Section):
+class AgentSection(_Section):
+    """The ``[agent]`` section of task.toml: the agent's time budget on this task."""
+
     timeout_sec: float = Field(600.0, gt=0)
 
 
@@ -55,7 +57,7 @@ class TaskConfig(_Section):
     version: str = "1.0"
     metadata: Metadata = Field(default_factory=Metadata)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
+    agent: AgentSection = Field(default_factory=AgentSection)
     environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
 
 

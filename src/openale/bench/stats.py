@@ -36,7 +36,7 @@ class Success(BaseModel):
 
     @classmethod
     def from_eval(cls, result: dict[str, Any]) -> Success:
-        """From an evaluation summary (``episodes`` and ``pass_rate``, as ``summarize`` gives)."""
+        """From an evaluation summary (its ``episodes`` and ``pass_rate``)."""
         n = int(result["episodes"])
         return cls.of(round(float(result["pass_rate"]) * n), n)
 

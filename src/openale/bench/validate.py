@@ -9,8 +9,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from openale.bench.agents import NopAgent, OracleAgent
+from openale.bench.episode import EpisodeRunner
+from openale.bench.trial import run_trial
 from openale.sandbox.settings import SandboxSettings
-from openale.tasks.environment import EnvironmentBuilder
 from openale.tasks.model import Task
 
 
@@ -27,24 +29,20 @@ class TaskValidation(BaseModel):
 
 
 def validate_task(
-    task: Task, builder: EnvironmentBuilder, out_dir: Path, *, oracle_runs: int = 2
+    task: Task, runner: EpisodeRunner, out_dir: Path, *, oracle_runs: int = 2
 ) -> TaskValidation:
     """Build, run the oracle ``oracle_runs`` times and a do-nothing agent once, and judge."""
-    from openale.bench.agents import NopAgent, OracleAgent
-    from openale.bench.trial import run_trial
-
     report = TaskValidation(task=task.name)
     if task.solution is None:
         report.problems.append("no reference solution (solution/solve.sh)")
-    first = run_trial(task, OracleAgent(), 0, out_dir / "oracle", builder)
+    first = run_trial(task, OracleAgent(), 0, out_dir / "oracle", runner)
     report.build_s = first.build_s
     if first.error_stage == "build":
         report.problems.append(f"the environment does not build: {first.error}")
         return report
-    nop = run_trial(task, NopAgent(), 0, out_dir / "nop", builder)
+    nop = run_trial(task, NopAgent(), 0, out_dir / "nop", runner)
     oracle = [first] + [
-        run_trial(task, OracleAgent(), i, out_dir / "oracle", builder)
-        for i in range(1, oracle_runs)
+        run_trial(task, OracleAgent(), i, out_dir / "oracle", runner) for i in range(1, oracle_runs)
     ]
     report.oracle = [r.reward for r in oracle]
     report.nop = nop.reward
@@ -78,11 +76,11 @@ def validate_tasks(
     oracle_runs: int = 2,
     on_done=None,
 ) -> list[TaskValidation]:
-    builder = EnvironmentBuilder(settings)
+    runner = EpisodeRunner(settings=settings)
     out = Path(out_dir or tempfile.mkdtemp(prefix="ale-validate-"))
 
     def one(task: Task) -> TaskValidation:
-        result = validate_task(task, builder, out / task.name, oracle_runs=oracle_runs)
+        result = validate_task(task, runner, out / task.name, oracle_runs=oracle_runs)
         if on_done:
             on_done(result)
         return result

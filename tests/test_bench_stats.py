@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from openale.data.report import (
+from openale.bench.stats import (
     Success,
     plot_before_after,
     plot_curves,

@@ -12,7 +12,8 @@ import torch
 
 from openale.agent.models.local import LocalPolicy
 from openale.agent.models.smollm import tiny_random_model
-from openale.data import (
+from openale.bench.oracle import (
+    OracleError,
     oracle_agent_config,
     oracle_replies,
     oracle_trajectories,
@@ -46,6 +47,24 @@ def test_solution_commands_are_one_turn_per_line_unless_a_line_cannot_stand_alon
     assert solution_commands(loop) == ["for f in *.txt; do\n  mv $f $f.bak\ndone"]
     heredoc = "cat > /app/a <<EOF\nhi\nEOF\n"
     assert solution_commands(heredoc) == ["cat > /app/a <<EOF\nhi\nEOF"]
+
+
+def test_option_lines_are_dropped_and_heredoc_bodies_are_kept_verbatim():
+    # The two former copies disagreed on ``set +x`` (one made it an agent turn),
+    # and both dropped a heredoc body's shebang, comments and ``set -e``.
+    traced = "#!/bin/bash\nset -x\nmkdir /app/a\nset +x\nset +o errexit\necho done\n"
+    assert solution_commands(traced) == ["mkdir /app/a", "echo done"]
+    assert solution_commands("set -- a b\necho $1\n") == ["set -- a b", "echo $1"]
+    script = (
+        "#!/bin/bash\nset -euo pipefail\n# write it\ncat > /app/run.sh <<'EOF'\n"
+        "#!/bin/bash\nset -e\n# greet\n\necho hi\nEOF\nset +x\nchmod +x /app/run.sh\n"
+    )
+    assert solution_commands(script) == [
+        "cat > /app/run.sh <<'EOF'\n#!/bin/bash\nset -e\n# greet\n\necho hi\nEOF\n"
+        "chmod +x /app/run.sh"
+    ]
+    with pytest.raises(OracleError, match="no commands"):
+        solution_commands("#!/bin/bash\nset -e\n# nothing\n")
 
 
 @pytest.mark.slow
