@@ -88,7 +88,7 @@ def test_same_seeds_give_identical_trajectories_when_sampling(tiny):
         assert a.trainable and all(c.policy_version == tiny.version for c in a.trajectory.chunks)
     assert ids(first[0]) != ids(first[1])  # attempts of a group differ
     assert ids(first[0]) != ids(other[0])  # and so do seeds
-    assert not tiny._conversations  # episodes release their token sequences
+    assert len(tiny.tokens) == 0  # episodes release their token sequences
 
 
 def test_seeded_model_passes_sampling_only_to_models_that_take_it(tiny):
@@ -98,8 +98,9 @@ def test_seeded_model_passes_sampling_only_to_models_that_take_it(tiny):
     b = SeededModel(tiny, 11, temperature=1.3, max_new_tokens=5).complete(chat)
     assert a.token_ids == b.token_ids and len(a.token_ids) <= 5
     assert seeded.complete(chat).token_ids != a.token_ids  # the next call, the next seed
+    assert "c1" in tiny.tokens
     seeded.release()
-    assert "c1" not in tiny._conversations
+    assert "c1" not in tiny.tokens
     plain = SeededModel(HelloWriter(), 1, temperature=0.5)
     assert plain.complete(chat).text.startswith("```bash")
 

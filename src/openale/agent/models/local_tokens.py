@@ -100,6 +100,15 @@ class ConversationTokens:
             )
             return True
 
+    def __len__(self) -> int:
+        """How many conversations' token sequences are held."""
+        with self._lock:
+            return len(self._conversations)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        with self._lock:
+            return conversation_id in self._conversations
+
     def end(self, conversation_id: str) -> None:
         with self._lock:
             self._conversations.pop(conversation_id, None)
