@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from openale.sandbox import gc
-from openale.server import routes_files
 from openale.server.reconcile import sync
+from openale.server.routes import files as routes_files
 from tests.conftest import PROCESS_LIST
 from tests.test_server_support import SMALL, ServerThread, parse_sse, server_containers
 

@@ -17,14 +17,13 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from openale.sandbox.commands import CommandHandle
 from openale.sandbox.engine import LABEL
 from openale.sandbox.errors import SandboxError, SessionClosedError
 from openale.sandbox.spec import SandboxSpec
-from openale.sandbox.streams import CappedBuffer, FrameDemuxer
 
 ARCHIVE_CHUNK = 1 << 20  # bytes per streamed piece of a download
 
@@ -38,31 +37,6 @@ def node_id() -> str:
 def portable_settings(settings: Any) -> dict[str, Any]:
     """``SandboxSettings`` as plain values for another node (no control-plane credentials)."""
     return settings.model_dump(mode="json", exclude={"server", "token"})
-
-
-class _TeeBuffer(CappedBuffer):
-    """A capped buffer that also hands every chunk to ``forward``."""
-
-    def __init__(self, cap: int, forward: Callable[[bytes], None]):
-        super().__init__(cap)
-        self._forward = forward
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self._forward(data)
-
-
-class TeeCommand(CommandHandle):
-    """A ``CommandHandle`` that also passes each output chunk to ``emit(kind, bytes)``."""
-
-    def __init__(self, sandbox: Any, cmd: str, emit: Callable[[str, bytes], None], **kw: Any):
-        super().__init__(sandbox, cmd, **kw)
-        # The exec has started but nothing was read yet: its bytes wait in the
-        # socket, so swapping the buffers here loses none.
-        cap = sandbox.settings.max_output_bytes
-        self._stdout = _TeeBuffer(cap, lambda d: emit("stdout", d))
-        self._stderr = _TeeBuffer(cap, lambda d: emit("stderr", d))
-        self._demux = FrameDemuxer(self._stdout, self._stderr)
 
 
 class SandboxHost:
@@ -140,10 +114,9 @@ class SandboxHost:
         """A streaming generator: ``("start", id)``, ``("stdout"|"stderr", bytes)``…,
         then ``("exit", CommandResult)``. Call with ``.options(num_returns="streaming")``."""
         pieces: queue.SimpleQueue = queue.SimpleQueue()
-        kwargs.setdefault("env", {})
-        kwargs["user"] = kwargs.get("user") or self.sandbox.spec.user
-        self.sandbox.ensure_running()
-        handle = TeeCommand(self.sandbox, cmd, lambda k, d: pieces.put((k, d)), **kwargs)
+        handle = self.sandbox.commands.run(
+            cmd, background=True, on_output=lambda k, d: pieces.put((k, d)), **kwargs
+        )
         with self._lock:
             self.commands[command_id] = handle
             killed_early = command_id in self.killed

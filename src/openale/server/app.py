@@ -15,12 +15,12 @@ import anyio
 from fastapi import FastAPI
 
 import openale
-from openale.server import routes_admin, routes_files, routes_sandboxes, routes_ws, streaming
 from openale.server.audit import AuditMiddleware
 from openale.server.backend import LocalBackend, SandboxBackend
 from openale.server.errors import install_error_handlers
 from openale.server.metrics import ServerMetrics
 from openale.server.reconcile import Reaper, sync
+from openale.server.routes import admin, files, sandboxes, streaming, ws
 from openale.server.settings import ServerSettings
 from openale.server.state import AppState
 from openale.server.store import Store
@@ -66,11 +66,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.ale = state
     install_error_handlers(app)
     app.add_middleware(AuditMiddleware, state_getter=lambda: state)
-    app.include_router(routes_admin.router)
-    app.include_router(routes_sandboxes.router)
-    app.include_router(streaming.router)
-    app.include_router(routes_files.router)
-    app.include_router(routes_ws.router)
+    for routes in (admin, sandboxes, streaming, files, ws):
+        app.include_router(routes.router)
     _include_envhub(app)
     return app
 
@@ -91,9 +88,9 @@ def make_backend(settings: ServerSettings, server_id: str) -> SandboxBackend:
 
 def _include_envhub(app: FastAPI) -> None:
     try:
-        module = importlib.import_module("openale.server.envhub_routes")
+        module = importlib.import_module("openale.server.routes.envs")
     except ModuleNotFoundError as e:
-        if e.name != "openale.server.envhub_routes":
+        if e.name != "openale.server.routes.envs":
             raise
         return
     except ImportError as e:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec, Snapshot
 from openale.sandbox.audit import AuditLog
+from openale.sandbox.commands import CommandHandle, OutputCallback
 from openale.sandbox.engine import L_AUDIT, L_CREATED, L_DETACHED, L_OWNER, L_SERVER, L_SPEC, LABEL
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SessionClosedError
 from openale.sandbox.runtime import CONTAINER_PREFIX, DockerRuntime, now
-from openale.sandbox.sandbox import Session, delete_snapshot, load_snapshot
+from openale.sandbox.sandbox import delete_snapshot, load_snapshot
 
 # Every container this control plane starts carries the store's id and the
 # owner, so a restarted server can tell its own containers from anyone else's.
@@ -32,6 +32,9 @@ L_SERVER_NODE = "openale.server.node"
 class SandboxBackend(Protocol):
     """The seam between the HTTP routes and wherever sandboxes actually run."""
 
+    sessions: SessionTable
+    """The open sessions of this backend's sandboxes (they live where the sandbox does)."""
+
     def create(self, sandbox_id: str, spec: SandboxSpec, owner: str) -> Sandbox: ...
 
     def get(self, sandbox_id: str, spec: SandboxSpec) -> Sandbox: ...
@@ -42,25 +45,14 @@ class SandboxBackend(Protocol):
         """``{sandbox id: engine state}`` of every container labelled as this server's."""
         ...
 
-    def session(self, sandbox_id: str, session_id: str) -> Session: ...
-
-    def add_session(self, sandbox_id: str, session: Session) -> None: ...
-
-    def drop_session(self, sandbox_id: str, session_id: str) -> None: ...
-
-    def forget_sessions(self, sandbox_id: str) -> None: ...
-
     def snapshot(self, sandbox: Sandbox) -> Snapshot: ...
 
     def delete_snapshot(self, snapshot_id: str) -> None: ...
 
-    def stream(
-        self, sandbox: Any, cmd: str, emit: Callable[[str, object], None], **kwargs: Any
-    ) -> Any:
-        """Start a command whose output chunks go to ``emit(kind, bytes)`` as they come.
+    def stream(self, sandbox: Any, cmd: str, on_output: OutputCallback, **kwargs: Any) -> Any:
+        """Start a command whose output goes to ``on_output(stream, bytes)`` as it is read.
 
-        Returns a handle with ``wait() -> CommandResult``, ``kill()`` and a
-        writable ``interrupted`` flag.
+        Returns a handle with ``wait() -> CommandResult`` and ``kill()``.
         """
         ...
 
@@ -127,7 +119,7 @@ class LocalBackend:
         self.node = node  # set when a Ray actor drives this backend on one node
         self.runtime = DockerRuntime(settings)
         self._handles: dict[str, Sandbox] = {}
-        self._sessions = SessionTable()
+        self.sessions = SessionTable()
         self._lock = threading.Lock()
 
     def create(self, sandbox_id: str, spec: SandboxSpec, owner: str) -> Sandbox:
@@ -184,7 +176,7 @@ class LocalBackend:
     def remove(self, sandbox_id: str) -> bool:
         with self._lock:
             sb = self._handles.pop(sandbox_id, None)
-        self._sessions.forget(sandbox_id)
+        self.sessions.forget(sandbox_id)
         if sb is not None:
             sb.sessions.close_all()
         removed = self.runtime.remove(CONTAINER_PREFIX + sandbox_id)
@@ -197,21 +189,6 @@ class LocalBackend:
             all=True, filters={"label": [LABEL, f"{L_SERVER}={self.server_id}"]}
         )
         return {c["Labels"][LABEL]: c["State"] for c in rows}
-
-    # -- sessions ---------------------------------------------------------------------
-
-    def add_session(self, sandbox_id: str, session: Session) -> None:
-        self._sessions.add(sandbox_id, session)
-
-    def session(self, sandbox_id: str, session_id: str) -> Session:
-        return self._sessions.get(sandbox_id, session_id)
-
-    def drop_session(self, sandbox_id: str, session_id: str) -> None:
-        self._sessions.drop(sandbox_id, session_id)
-
-    def forget_sessions(self, sandbox_id: str) -> None:
-        """Drop the session handles of a restarted sandbox (its shells were killed)."""
-        self._sessions.forget(sandbox_id)
 
     # -- snapshots --------------------------------------------------------------------
 
@@ -228,13 +205,9 @@ class LocalBackend:
     # -- the rest of the seam ------------------------------------------------------------
 
     def stream(
-        self, sandbox: Any, cmd: str, emit: Callable[[str, object], None], **kwargs: Any
-    ) -> Any:
-        from openale.server.streaming import StreamingCommand
-
-        kwargs["env"] = kwargs.get("env") or {}
-        kwargs["user"] = kwargs.get("user") or sandbox.spec.user
-        return StreamingCommand(sandbox, cmd, emit, **kwargs)
+        self, sandbox: Sandbox, cmd: str, on_output: OutputCallback, **kwargs: Any
+    ) -> CommandHandle:
+        return sandbox.commands.run(cmd, background=True, on_output=on_output, **kwargs)
 
     def adopt(self, sandbox_id: str, spec: SandboxSpec) -> None:
         """Nothing to do: the engine is local and ``get`` builds handles from the id."""

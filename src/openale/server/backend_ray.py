@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from openale.sandbox.audit import AuditLog
+from openale.sandbox.commands import OutputCallback
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError
 from openale.sandbox.ray_backend import RaySandbox, RaySandboxBackend, _ray
 from openale.sandbox.ray_host import SandboxHost, node_id, portable_settings
@@ -65,18 +65,21 @@ class ServedSandboxHost(SandboxHost):
 
 
 class RayStreamingCommand:
-    """The routes' streaming handle over a ``RayCommandStream``: pieces go to ``emit``."""
+    """The routes' streaming handle over a ``RayCommandStream``: output goes to ``on_output``.
 
-    def __init__(self, sandbox: RaySandbox, cmd: str, emit: Callable[[str, object], None], **kw):
+    ``wait()`` reads the stream, so the callback runs on the waiting thread, as
+    a ``CommandHandle``'s does.
+    """
+
+    def __init__(self, sandbox: RaySandbox, cmd: str, on_output: OutputCallback, **kw):
         self._stream = sandbox.commands.stream(cmd, **kw)
-        self._emit = emit
-        self.interrupted = False
+        self._on_output = on_output
 
     def wait(self) -> CommandResult:
         for kind, data in self._stream:
             if kind == "exit":
                 return data
-            self._emit(kind, data)
+            self._on_output(kind, data)
         raise SandboxError(f"the output stream of {self._stream.cmd!r} ended without a result")
 
     def kill(self) -> None:
@@ -98,7 +101,7 @@ class RayBackend:
         self.server_id = server_id
         self.ray = RaySandboxBackend(address, placement_timeout_s=placement_timeout_s)
         self._host_settings = portable_settings(settings)
-        self._sessions = SessionTable()
+        self.sessions = SessionTable()
         self._attach_lock = threading.Lock()
 
     # -- sandboxes ----------------------------------------------------------------------
@@ -154,7 +157,7 @@ class RayBackend:
             return None
 
     def remove(self, sandbox_id: str) -> bool:
-        self._sessions.forget(sandbox_id)
+        self.sessions.forget(sandbox_id)
         try:
             handle = self.ray.get(sandbox_id)
         except SandboxNotFoundError:
@@ -217,26 +220,12 @@ class RayBackend:
             except Exception as e:  # shutting down: one dead actor must not stop the rest
                 log.warning("could not release the actor of %s: %s", sandbox.id, e)
 
-    # -- sessions -----------------------------------------------------------------------
-
-    def add_session(self, sandbox_id: str, session: Any) -> None:
-        self._sessions.add(sandbox_id, session)
-
-    def session(self, sandbox_id: str, session_id: str) -> Any:
-        return self._sessions.get(sandbox_id, session_id)
-
-    def drop_session(self, sandbox_id: str, session_id: str) -> None:
-        self._sessions.drop(sandbox_id, session_id)
-
-    def forget_sessions(self, sandbox_id: str) -> None:
-        self._sessions.forget(sandbox_id)
-
     # -- commands, snapshots --------------------------------------------------------------
 
     def stream(
-        self, sandbox: RaySandbox, cmd: str, emit: Callable[[str, object], None], **kwargs: Any
+        self, sandbox: RaySandbox, cmd: str, on_output: OutputCallback, **kwargs: Any
     ) -> RayStreamingCommand:
-        return RayStreamingCommand(sandbox, cmd, emit, **kwargs)
+        return RayStreamingCommand(sandbox, cmd, on_output, **kwargs)
 
     def snapshot(self, sandbox: RaySandbox) -> Snapshot:
         """Commit on the sandbox's node; forks go where that image is."""

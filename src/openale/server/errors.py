@@ -3,6 +3,8 @@
 Every error answers ``{"error": {"type": ..., "message": ...}}``. Sandbox-layer
 exceptions keep their class name as ``type``; the status comes from the table
 below, then from the exception's own ``status_code`` (EnvHub errors carry theirs).
+This is the only map from exceptions to answers: the HTTP handlers, the
+WebSocket (denials and messages) and the error events of streams all use it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from openale.sandbox.errors import (
     SandboxNotRunningError,
     SessionClosedError,
 )
+from openale.server.schemas import ErrorBody
 
 
 class ApiError(Exception):
@@ -80,6 +83,12 @@ _SANDBOX_STATUS: list[tuple[type[SandboxError], int]] = [
 ]
 
 
+# The error answers every route may give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503)
+}
+
+
 def type_name(exc: BaseException) -> str:
     return type(exc).__name__
 
@@ -95,8 +104,12 @@ def sandbox_status(exc: SandboxError) -> int:
     return int(getattr(exc, "status_code", 500) or 500)
 
 
-def error_body(type_: str, message: str) -> dict:
-    return {"error": {"type": type_, "message": message}}
+def error_body(type_: str, message: str, status: int | None = None) -> dict:
+    """The JSON error body; ``status`` goes inside it where no HTTP status carries it."""
+    error: dict = {"type": type_, "message": message}
+    if status is not None:
+        error["status"] = status
+    return {"error": error}
 
 
 def error_response(status: int, type_: str, message: str, headers=None) -> JSONResponse:
@@ -112,6 +125,19 @@ def describe_exception(exc: BaseException) -> tuple[int, str, str]:
     return 500, type_name(exc), str(exc) or type_name(exc)
 
 
+def exception_body(exc: BaseException, *, with_status: bool = False) -> tuple[int, dict]:
+    """``(status, error body)`` of any exception; ``with_status`` also puts it in the body."""
+    status, type_, message = describe_exception(exc)
+    return status, error_body(type_, message, status if with_status else None)
+
+
+def exception_response(exc: BaseException) -> JSONResponse:
+    """The HTTP answer to an exception (a 401 asks for a bearer token)."""
+    status, type_, message = describe_exception(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, type_, message, headers)
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -123,13 +149,6 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception to the JSON error body."""
 
-    @app.exception_handler(ApiError)
-    @app.exception_handler(SandboxError)
-    async def _known(_: Request, exc: Exception) -> JSONResponse:
-        status, type_, message = describe_exception(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, type_, message, headers)
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "ValidationError", _validation_message(exc))
@@ -138,6 +157,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, "HTTPError", str(exc.detail), exc.headers)
 
+    # Typed errors are answered inside the middleware stack (the audit sees their
+    # status); a handler for ``Exception`` runs outermost, for what is left.
+    @app.exception_handler(ApiError)
+    @app.exception_handler(SandboxError)
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, type_name(exc), str(exc) or type_name(exc))
+    async def _any(_: Request, exc: Exception) -> JSONResponse:
+        return exception_response(exc)

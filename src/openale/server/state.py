@@ -11,6 +11,7 @@ from fastapi import Request, WebSocket
 if TYPE_CHECKING:
     from openale.server.backend import SandboxBackend
     from openale.server.metrics import ServerMetrics
+    from openale.server.routes.streaming import StreamedCommand
     from openale.server.settings import ServerSettings
     from openale.server.store import Store
 
@@ -22,8 +23,8 @@ class AppState:
     backend: SandboxBackend
     metrics: ServerMetrics
     server_id: str
-    # Streaming commands that can be interrupted: command id -> (sandbox id, handle).
-    commands: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    # Streaming commands that can be interrupted, by command id.
+    commands: dict[str, StreamedCommand] = field(default_factory=dict)
     commands_lock: threading.Lock = field(default_factory=threading.Lock)
     envhub: Any = None  # an ``openale.sandbox.envhub.EnvHub`` over the store, made on first use
     token_cache: Any = None  # an ``openale.server.auth.TokenCache``, made on first use

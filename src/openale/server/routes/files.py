@@ -21,14 +21,13 @@ from openale.sandbox import FileEntry, Sandbox
 from openale.sandbox.errors import FileTooLargeError, SandboxFileError
 from openale.sandbox.files import GO_MODE_DIR
 from openale.server.audit import note
-from openale.server.errors import InvalidPathError, PayloadTooLarge
+from openale.server.errors import ERROR_RESPONSES, InvalidPathError, PayloadTooLarge
 from openale.server.lifecycle import running_sandbox
-from openale.server.routes_sandboxes import ERRORS
 from openale.server.schemas import ExistsResponse
 from openale.server.state import app_state
 from openale.server.tarstream import open_stream, relative_tar, single_file_tar
 
-router = APIRouter(prefix="/v1", tags=["files"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["files"], responses=ERROR_RESPONSES)
 
 IN_MEMORY_WRITE = 64 << 20  # up to this, sb.files.write (one request to the engine)
 DRAIN_AFTER_LIMIT = 64 << 20  # read this much of a refused body so the client sees the 413

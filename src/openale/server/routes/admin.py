@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from openale.server.auth import Principal, admin, principal
-from openale.server.errors import Forbidden, NotFound
-from openale.server.routes_sandboxes import ERRORS
+from openale.server.errors import ERROR_RESPONSES, Forbidden, NotFound
 from openale.server.schemas import (
     ADMIN_SCOPE,
     AuditRecord,
@@ -21,7 +20,7 @@ from openale.server.schemas import (
 )
 from openale.server.state import app_state
 
-router = APIRouter(responses=ERRORS)
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 @router.get("/healthz", response_model=Health, tags=["ops"])

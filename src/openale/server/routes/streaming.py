@@ -1,8 +1,8 @@
 """``POST /v1/sandboxes/{id}/commands/stream``: a one-shot command's output as server-sent events.
 
 The backend starts the command (``SandboxBackend.stream``): locally a
-``CommandHandle`` whose output buffers also forward each chunk to the event
-stream as it arrives; on Ray a streaming generator on the sandbox's node. The
+``CommandHandle`` whose ``on_output`` callback forwards each chunk to the event
+stream as it is read; on Ray a streaming generator on the sandbox's node. The
 final ``exit`` event carries the same ``CommandResult`` (capped, audited) that
 ``/commands`` returns.
 Interrupting (or the client going away) kills the command's whole process tree.
@@ -10,25 +10,22 @@ Interrupting (or the client going away) kills the command's whole process tree.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
-import json
 import secrets
 import threading
-from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
-from openale.sandbox import CommandHandle, CommandResult, Sandbox
+from openale.sandbox import CommandResult, Sandbox
 from openale.sandbox.errors import SandboxNotFoundError
-from openale.sandbox.streams import CappedBuffer, FrameDemuxer
 from openale.server.audit import note
-from openale.server.errors import describe_exception, error_body
+from openale.server.errors import ERROR_RESPONSES, exception_body
 from openale.server.lifecycle import owned_row, running_sandbox
-from openale.server.routes_sandboxes import ERRORS, count_failure
+from openale.server.routes.sandboxes import count_failure
+from openale.server.routes.sse import EventChannel, event_stream, sse
 from openale.server.schemas import (
     SSE_ERROR,
     SSE_EXIT,
@@ -40,43 +37,28 @@ from openale.server.schemas import (
 from openale.server.state import app_state
 from openale.server.store import SandboxRow
 
-router = APIRouter(prefix="/v1", tags=["commands"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["commands"], responses=ERROR_RESPONSES)
 POLL_S = 1.0  # how often a silent stream checks that its client is still there
 KEEPALIVE_S = 15.0  # an SSE comment this often while the command prints nothing
+_OUTPUT_EVENTS = {"stdout": SSE_STDOUT, "stderr": SSE_STDERR}  # on_output's stream -> event
 
 
-class _TeeBuffer(CappedBuffer):
-    """A capped buffer that also hands every chunk to ``forward``."""
+class StreamedCommand:
+    """A streaming command the server tracks until it ends, so it can be interrupted."""
 
-    def __init__(self, cap: int, forward: Callable[[bytes], None]):
-        super().__init__(cap)
-        self._forward = forward
-
-    def write(self, data: bytes) -> None:
-        super().write(data)
-        self._forward(data)
-
-
-class StreamingCommand(CommandHandle):
-    """A ``CommandHandle`` whose stdout/stderr chunks go to ``emit(kind, bytes)`` live."""
-
-    def __init__(self, sandbox: Sandbox, cmd: str, emit: Callable[[str, object], None], **kw):
-        super().__init__(sandbox, cmd, **kw)
-        # The exec has started but nothing was read yet: its bytes wait in the
-        # socket, so swapping the buffers here loses none.
-        cap = sandbox.settings.max_output_bytes
-        self._stdout = _TeeBuffer(cap, lambda d: emit(SSE_STDOUT, d))
-        self._stderr = _TeeBuffer(cap, lambda d: emit(SSE_STDERR, d))
-        self._demux = FrameDemuxer(self._stdout, self._stderr)
+    def __init__(self, sandbox_id: str, handle: Any):
+        self.sandbox_id = sandbox_id
+        self.handle = handle  # the backend's: ``wait() -> CommandResult`` and ``kill()``
         self.interrupted = False
+
+    def interrupt(self) -> None:
+        """Kill the command's process tree; its ``exit`` event then says ``interrupted``."""
+        self.interrupted = True
+        self.handle.kill()
 
 
 class CommandNotFoundError(SandboxNotFoundError):
     """No streaming command with this id is running in the sandbox (it ended, or never was)."""
-
-
-def sse(event: str, data: object) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 @router.post(
@@ -90,32 +72,38 @@ async def stream_command(
     """Events: ``start`` {command_id}, ``stdout``/``stderr`` {data}, then ``exit`` CommandResult
     (or ``error`` with the error body)."""
     st = app_state(request)
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    channel = EventChannel()
 
-    def emit(kind: str, data: object) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (kind, data))
+    def on_output(stream: str, data: bytes) -> None:
+        channel.emit(_OUTPUT_EVENTS[stream], data)
 
     st.metrics.commands.labels(kind="stream").inc()
     try:
         # The backend runs it where the sandbox is: this engine, or a Ray node.
         handle = await anyio.to_thread.run_sync(
             lambda: st.backend.stream(
-                sb, body.cmd, emit, timeout=body.timeout, env=body.env, cwd=body.cwd, user=body.user
+                sb,
+                body.cmd,
+                on_output,
+                timeout=body.timeout,
+                env=body.env,
+                cwd=body.cwd,
+                user=body.user,
             )
         )
     except Exception:
         st.metrics.command_errors.labels(kind="stream").inc()
         raise
     command_id = "cmd-" + secrets.token_hex(6)
+    command = StreamedCommand(sb.id, handle)
     with st.commands_lock:
-        st.commands[command_id] = (sb.id, handle)
+        st.commands[command_id] = command
 
     def pump() -> None:
         try:
-            emit(SSE_EXIT, handle.wait())
+            channel.emit(SSE_EXIT, handle.wait())
         except Exception as e:  # reported to the client as an error event
-            emit(SSE_ERROR, e)
+            channel.emit(SSE_ERROR, e)
         finally:
             with st.commands_lock:
                 st.commands.pop(command_id, None)
@@ -133,7 +121,7 @@ async def stream_command(
             quiet_s = 0.0
             while True:
                 try:
-                    kind, data = await asyncio.wait_for(queue.get(), POLL_S)
+                    kind, data = await channel.get(POLL_S)
                 except TimeoutError:
                     # A silent command gives no send that could fail: look for
                     # the client going away, and keep proxies from timing out.
@@ -157,27 +145,23 @@ async def stream_command(
                 finished = True
                 if kind == SSE_EXIT:
                     result: CommandResult = data
-                    if handle.interrupted:
+                    if command.interrupted:
                         result.interrupted = True
                     count_failure(request, "stream", result)
                     note(request, exit_code=result.exit_code)
                     yield sse(SSE_EXIT, result.model_dump(mode="json"))
                 else:
                     st.metrics.command_errors.labels(kind="stream").inc()
-                    _, type_, message = describe_exception(data)
-                    yield sse(SSE_ERROR, error_body(type_, message))
+                    yield sse(SSE_ERROR, exception_body(data)[1])
                 return
         finally:
             if not finished:  # the client went away: the command goes too
-                handle.interrupted = True
                 # A thread, not an await: this may run inside a cancelled task.
-                threading.Thread(target=handle.kill, name="ale-stream-kill", daemon=True).start()
+                threading.Thread(
+                    target=command.interrupt, name="ale-stream-kill", daemon=True
+                ).start()
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(events())
 
 
 @router.post("/sandboxes/{sandbox_id}/commands/{command_id}/interrupt", status_code=204)
@@ -187,11 +171,9 @@ def interrupt_command(
     """Kill a streaming command and everything it started; its stream ends with ``exit``."""
     st = app_state(request)
     with st.commands_lock:
-        entry = st.commands.get(command_id)
-    if entry is None or entry[0] != row.id:
+        command = st.commands.get(command_id)
+    if command is None or command.sandbox_id != row.id:
         raise CommandNotFoundError(f"no running command {command_id!r} in sandbox {row.id}")
-    handle = entry[1]
-    handle.interrupted = True
-    handle.kill()
+    command.interrupt()
     note(request, op="command.interrupt", detail={"command": command_id})
     return Response(status_code=204)

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
 from openale.sandbox.sandbox import Session
 from openale.server.auth import Principal, authenticate, bearer_secret, token_cache
-from openale.server.errors import BadRequest, Conflict, describe_exception, error_response
+from openale.server.errors import BadRequest, Conflict, exception_body, exception_response
 from openale.server.schemas import SessionRunRequest
 from openale.server.state import AppState, app_state
 
@@ -61,13 +61,7 @@ def open_session(st: AppState, who: Principal, sandbox_id: str, session_id: str)
         raise SandboxNotRunningError(
             f"sandbox {row.id} is {row.state}; only running sandboxes accept this"
         )
-    return st.backend.session(sandbox_id, session_id)
-
-
-def error_message(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    """``(status, error body)`` of an exception, the status also inside the body."""
-    status, type_, message = describe_exception(exc)
-    return status, {"error": {"type": type_, "message": message, "status": status}}
+    return st.backend.sessions.get(sandbox_id, session_id)
 
 
 @router.websocket("/sandboxes/{sandbox_id}/sessions/{session_id}/ws")
@@ -81,11 +75,13 @@ async def session_socket(websocket: WebSocket, sandbox_id: str, session_id: str)
         who = await authenticate(st, secret)
         await anyio.to_thread.run_sync(open_session, st, who, sandbox_id, session_id)
     except Exception as e:
-        status, type_, message = describe_exception(e)
+        denial = exception_response(e)
         if who is not None:
-            _audit(st, who, sandbox_id, "session.connect", status, started, session=session_id)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        await websocket.send_denial_response(error_response(status, type_, message, headers))
+            _audit(
+                st, who, sandbox_id, "session.connect", denial.status_code, started,
+                session=session_id,
+            )  # fmt: skip
+        await websocket.send_denial_response(denial)
         return
     await websocket.accept()
     _audit(st, who, sandbox_id, "session.connect", 101, started, session=session_id)
@@ -207,7 +203,7 @@ class SessionSocket:
             exit_code, status = result.exit_code, 200
             reply = result.model_dump_json()
         except Exception as e:
-            status, body_ = error_message(e)
+            status, body_ = exception_body(e, with_status=True)
             reply = json.dumps(body_)
         if who is not None:
             _audit(
@@ -221,7 +217,7 @@ class SessionSocket:
             await self._close()
 
     async def _send_error(self, exc: BaseException) -> None:
-        status, body = error_message(exc)
+        status, body = exception_body(exc, with_status=True)
         with contextlib.suppress(Exception):
             await self.ws.send_text(json.dumps(body))
         if status in _CLOSING_STATUSES:

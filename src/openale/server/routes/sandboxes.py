@@ -12,13 +12,12 @@ from openale.sandbox import CommandResult, Sandbox, SandboxInfo, SandboxSpec, Sn
 from openale.sandbox.errors import InvalidSpecError, SandboxError, SandboxNotFoundError
 from openale.server.audit import note
 from openale.server.auth import Principal, principal
-from openale.server.errors import Forbidden
+from openale.server.errors import ERROR_RESPONSES, Forbidden
 from openale.server.lifecycle import create_idempotent, owned_row, running_sandbox, start_sandbox
 from openale.server.schemas import (
     ADMIN_SCOPE,
     CommandRequest,
     CreateSandboxRequest,
-    ErrorBody,
     ForkRequest,
     SessionCreated,
     SessionCreateRequest,
@@ -27,8 +26,7 @@ from openale.server.schemas import (
 from openale.server.state import AppState, app_state
 from openale.server.store import SandboxRow
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 500, 503)}
-router = APIRouter(prefix="/v1", tags=["sandboxes"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["sandboxes"], responses=ERROR_RESPONSES)
 
 
 class PlacedSandboxInfo(SandboxInfo):
@@ -118,7 +116,7 @@ def restart_sandbox(
     """Kill every process (sessions included) and start the sandbox again; files are kept."""
     st = app_state(request)
     sb.restart()
-    st.backend.forget_sessions(sb.id)
+    st.backend.sessions.forget(sb.id)
     note(request, op="restart")
     return placed(st, st.store.get_sandbox(sb.id))
 
@@ -162,7 +160,7 @@ def create_session(
     """Open a persistent bash shell: ``cd``, variables and jobs persist between runs."""
     body = body or SessionCreateRequest()
     session = sb.sessions.create(cwd=body.cwd, env=body.env, user=body.user)
-    app_state(request).backend.add_session(sb.id, session)
+    app_state(request).backend.sessions.add(sb.id, session)
     note(request, op="session.create", detail={"session": session.id})
     return SessionCreated(session_id=session.id)
 
@@ -175,7 +173,7 @@ def run_in_session(
     sb: Annotated[Sandbox, Depends(running_sandbox)],
 ) -> CommandResult:
     st = app_state(request)
-    session = st.backend.session(sb.id, session_id)
+    session = st.backend.sessions.get(sb.id, session_id)
     st.metrics.commands.labels(kind="session").inc()
     try:
         result = session.run(body.cmd, timeout=body.timeout)
@@ -196,7 +194,7 @@ def run_in_session(
 def interrupt_session(
     session_id: str, request: Request, sb: Annotated[Sandbox, Depends(running_sandbox)]
 ) -> Response:
-    app_state(request).backend.session(sb.id, session_id).interrupt()
+    app_state(request).backend.sessions.get(sb.id, session_id).interrupt()
     note(request, op="session.interrupt", detail={"session": session_id})
     return Response(status_code=204)
 
@@ -205,7 +203,7 @@ def interrupt_session(
 def close_session(
     session_id: str, request: Request, row: Annotated[SandboxRow, Depends(owned_row)]
 ) -> Response:
-    app_state(request).backend.drop_session(row.id, session_id)
+    app_state(request).backend.sessions.drop(row.id, session_id)
     note(request, op="session.close", detail={"session": session_id})
     return Response(status_code=204)
 

@@ -9,8 +9,6 @@ store's engine. A sandbox starts from a built env with
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import threading
 from typing import Annotated
@@ -25,13 +23,12 @@ from starlette.datastructures import UploadFile
 from openale.sandbox.envhub import Env, EnvHub, EnvStateError, InvalidEnvError
 from openale.server.audit import note
 from openale.server.auth import Principal, principal
-from openale.server.errors import Forbidden, PayloadTooLarge, describe_exception, error_body
-from openale.server.routes_sandboxes import ERRORS
+from openale.server.errors import ERROR_RESPONSES, Forbidden, PayloadTooLarge, exception_body
+from openale.server.routes.sse import EventChannel, event_stream, sse
 from openale.server.schemas import ADMIN_SCOPE
 from openale.server.state import app_state
-from openale.server.streaming import sse
 
-router = APIRouter(prefix="/v1", tags=["envhub"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["envhub"], responses=ERROR_RESPONSES)
 Caller = Annotated[Principal, Depends(principal)]
 SSE_LOG, SSE_DONE, SSE_ERROR = "log", "done", "error"
 
@@ -113,13 +110,8 @@ async def build_env(
     env = await run_in_threadpool(lambda: envhub.get(name, version, owner=who.owner))
     if env.status == "building":
         raise EnvStateError(f"{env.ref} is already building")
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-
-    def emit(event: str, data: object) -> None:
-        # The loop is gone when the server shut down mid-build; the record still ends right.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(queue.put_nowait, (event, data))
+    # Should the server shut down mid-build, the channel drops the events; the record ends right.
+    channel = EventChannel()
 
     def run() -> None:
         try:
@@ -128,12 +120,11 @@ async def build_env(
                 version,
                 owner=who.owner,
                 force=force,
-                on_log=lambda line: emit(SSE_LOG, {"line": line}),
+                on_log=lambda line: channel.emit(SSE_LOG, {"line": line}),
             )
-            emit(SSE_DONE, built.model_dump(mode="json"))
+            channel.emit(SSE_DONE, built.model_dump(mode="json"))
         except Exception as e:  # reported to the client as an error event
-            _, type_, message = describe_exception(e)
-            emit(SSE_ERROR, error_body(type_, message))
+            channel.emit(SSE_ERROR, exception_body(e)[1])
 
     # A build outlives a client that goes away: the env must not stay `building`.
     threading.Thread(target=run, name=f"ale-envhub-build-{name}", daemon=True).start()
@@ -141,16 +132,12 @@ async def build_env(
 
     async def events():
         while True:
-            event, data = await queue.get()
+            event, data = await channel.get()
             yield sse(event, data)
             if event != SSE_LOG:
                 return
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(events())
 
 
 @router.get("/envs", response_model=list[Env])
