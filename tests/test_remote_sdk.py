@@ -28,11 +28,10 @@ from openale.sandbox import (
     SandboxNotRunningError,
     SandboxSpec,
     SessionClosedError,
-    remote_core,
 )
-from openale.sandbox.remote import RemoteSandbox
-from openale.sandbox.remote_aio import AsyncRemoteSandbox
-from openale.sandbox.remote_core import ServerAuthError, ServerUnavailableError
+from openale.sandbox.remote import RemoteSandbox, core
+from openale.sandbox.remote.aio import AsyncRemoteSandbox
+from openale.sandbox.remote.core import ServerAuthError, ServerUnavailableError
 from tests.conftest import BASE_IMAGE
 
 SPEC = SandboxSpec(image=BASE_IMAGE, memory="256m")
@@ -359,7 +358,7 @@ def test_idempotent_create_waits_for_a_server_that_starts_late(engine, tmp_path)
 
 
 def test_non_idempotent_calls_are_not_retried(engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(remote_core, "RETRIES", 3)  # fewer backoff sleeps, same rule
+    monkeypatch.setattr(core, "RETRIES", 3)  # fewer backoff sleeps, same rule
     port = free_port()
     down = DroppingListener(port)
     try:

@@ -24,12 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from openale.sandbox import CommandHandle, CommandResult, Sandbox
 from openale.sandbox.errors import SandboxNotFoundError
-from openale.sandbox.streams import CappedBuffer, FrameDemuxer
-from openale.server.audit import note
-from openale.server.errors import describe_exception, error_body
-from openale.server.lifecycle import owned_row, running_sandbox
-from openale.server.routes_sandboxes import ERRORS, count_failure
-from openale.server.schemas import (
+from openale.sandbox.remote.wire import (
     SSE_ERROR,
     SSE_EXIT,
     SSE_START,
@@ -37,6 +32,11 @@ from openale.server.schemas import (
     SSE_STDOUT,
     CommandRequest,
 )
+from openale.sandbox.streams import CappedBuffer, FrameDemuxer
+from openale.server.audit import note
+from openale.server.errors import describe_exception, error_body
+from openale.server.lifecycle import owned_row, running_sandbox
+from openale.server.routes_sandboxes import ERRORS, count_failure
 from openale.server.state import app_state
 from openale.server.store import SandboxRow
 
