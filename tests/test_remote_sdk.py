@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.protocol import State
 
 from openale.sandbox import (
     AsyncSandbox,
+    FileTooLargeError,
     ImageNotFoundError,
     InvalidSpecError,
     Sandbox,
@@ -26,6 +28,7 @@ from openale.sandbox import (
     SandboxFileError,
     SandboxNotFoundError,
     SandboxNotRunningError,
+    SandboxSettings,
     SandboxSpec,
     SessionClosedError,
 )
@@ -33,55 +36,9 @@ from openale.sandbox.remote import RemoteSandbox, core
 from openale.sandbox.remote.aio import AsyncRemoteSandbox
 from openale.sandbox.remote.core import ServerAuthError, ServerUnavailableError
 from tests.conftest import BASE_IMAGE
+from tests.live_server import LiveServer, free_port
 
 SPEC = SandboxSpec(image=BASE_IMAGE, memory="256m")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """``create_app`` served by uvicorn in a thread; stop and start it again at will."""
-
-    def __init__(self, home: Path, port: int | None = None):
-        from openale.server.settings import ServerSettings
-
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = ServerSettings(
-            port=self.port, database_url=f"sqlite:///{home / 'server.db'}", reap_interval_s=0
-        )
-        self._server = None
-        self._thread: threading.Thread | None = None
-
-    def token(self, owner: str = "alice") -> str:
-        from openale.server.store import Store
-
-        return Store(self.settings.database_url).create_token(owner).token
-
-    def start(self) -> LiveServer:
-        import uvicorn
-
-        from openale.server.app import create_app
-
-        config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError(f"the server did not start on port {self.port}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join()
 
 
 class DroppingListener:
@@ -400,3 +357,48 @@ def test_reads_survive_a_server_restart(tmp_path):
     finally:
         sb.close()
         live.stop()
+
+
+# -- settings and the async face ----------------------------------------------------------
+
+
+def test_upload_dir_honours_the_callers_file_cap(server, token, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "big").write_bytes(b"x" * 5000)
+    settings = SandboxSettings(server=server.url, token=token, max_file_bytes=4096)
+    with Sandbox.create(SPEC, settings=settings) as sb:
+        with pytest.raises(FileTooLargeError):
+            sb.files.upload_dir(tmp_path / "d", "/workspace/d")
+        assert not sb.files.exists("/workspace/d/big")
+
+    async def main():
+        async with await AsyncSandbox.create(SPEC, settings=settings) as sb:
+            with pytest.raises(FileTooLargeError):
+                await sb.files.upload_dir(tmp_path / "d", "/workspace/d")
+
+    asyncio.run(main())
+
+
+def test_async_restart_ends_sessions_and_closes_their_sockets(server, token):
+    async def main():
+        async with await AsyncSandbox.create(SPEC, server=server.url, token=token) as sb:
+            shell = await sb.sessions.create()
+            assert (await shell.run("echo up")).output == "up\n"
+            socket = shell._socket._ws
+            assert socket is not None and socket.state is State.OPEN  # ran over its WebSocket
+            await sb.restart()
+            assert shell.closed
+            assert socket.state is State.CLOSED
+
+    asyncio.run(main())
+
+
+def test_async_delete_snapshot(server, token):
+    async def main():
+        async with await AsyncSandbox.create(SPEC, server=server.url, token=token) as sb:
+            snap = await sb.snapshot()
+        await AsyncRemoteSandbox.delete_snapshot(snap.id, server=server.url, token=token)
+        with pytest.raises(SandboxNotFoundError):
+            await AsyncSandbox.fork(snap, server=server.url, token=token)
+
+    asyncio.run(main())

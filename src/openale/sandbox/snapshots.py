@@ -29,5 +29,7 @@ def load_snapshot(snapshot_id: str, settings: SandboxSettings | None = None) -> 
 def delete_snapshot(snapshot: Snapshot | str, settings: SandboxSettings | None = None) -> bool:
     """Remove a snapshot's image; False if it was already gone."""
     runtime = DockerRuntime(settings or SandboxSettings())
-    image = snapshot.image if isinstance(snapshot, Snapshot) else load_snapshot(snapshot).image
+    if isinstance(snapshot, str):
+        snapshot = load_snapshot(snapshot, settings)
+    image = snapshot.image
     return runtime.remove_image(image)

@@ -33,11 +33,10 @@ from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapsh
 T = TypeVar("T")
 Op = Generator[calls.Call, httpx.Response, T]
 
-# ``stat -L`` of one path as "kind size mode mtime resolved-path"; exit 3 if it is missing.
+# ``stat -L`` of one path as "kind<TAB>size mode mtime<TAB>resolved path"; exit 3 if missing.
 _STAT = (
     '[ -e "$1" ] || exit 3; if [ -d "$1" ]; then t=d; else t=f; fi; '
-    'printf \'%s\\t%s\\t%s\\n\' "$t" "$(stat -L -c \'%s\\t%a\\t%Y\' "$1")" '
-    '"$(readlink -f "$1")"'
+    'printf \'%s\\t%s\\t%s\\n\' "$t" "$(stat -L -c \'%s %a %Y\' "$1")" "$(readlink -f "$1")"'
 )
 
 
@@ -165,10 +164,12 @@ def file_stat(sandbox_id: str, path: str) -> Op[FileEntry | None]:
     result = yield from run(sandbox_id, command, timeout=60.0, env=None, cwd=None, user="0")
     if result.exit_code == 3:
         return None
-    fields = result.stdout.rstrip("\n").split("\t", 4)
-    if result.exit_code != 0 or len(fields) != 5:
+    fields = result.stdout.rstrip("\n").split("\t", 2)
+    numbers = fields[1].split() if len(fields) == 3 else []
+    if result.exit_code != 0 or len(numbers) != 3:
         raise SandboxFileError(f"cannot stat {path!r}: {(result.stderr or result.stdout).strip()}")
-    kind, size, mode, mtime, resolved = fields
+    kind, resolved = fields[0], fields[2]
+    size, mode, mtime = numbers
     return FileEntry(
         path=resolved or path,
         name=posixpath.basename(resolved or path),
