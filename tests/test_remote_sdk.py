@@ -19,6 +19,7 @@ import pytest
 from websockets.protocol import State
 
 from openale.sandbox import (
+    AnySandbox,
     AsyncSandbox,
     FileTooLargeError,
     ImageNotFoundError,
@@ -162,9 +163,10 @@ def scenario(sb, tmp: Path) -> dict:
 @pytest.mark.slow
 def test_same_scenario_embedded_and_remote(server, token, tmp_path):
     with Sandbox.create(SPEC) as embedded:
+        assert isinstance(embedded, AnySandbox)
         expected = scenario(embedded, tmp_path / "embedded")
     with Sandbox.create(SPEC, server=server.url, token=token) as remote:
-        assert isinstance(remote, RemoteSandbox)
+        assert isinstance(remote, RemoteSandbox) and isinstance(remote, AnySandbox)
         got = scenario(remote, tmp_path / "remote")
     assert got == expected
     assert expected["session"] == (1, "/tmp\n42\nhi-you\n")

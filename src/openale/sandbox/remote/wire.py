@@ -5,8 +5,7 @@ builds them, so both sides of the wire use one definition, and it lives in the
 sandbox layer, which the server sits on. Sandbox specs, infos, command results,
 snapshots and file entries are the sandbox layer's own models
 (``openale.sandbox.spec``, ``openale.sandbox.files``); only what they lack is
-here. The server's own admin models (tokens, audit records) are in
-``openale.server.schemas``.
+here. The server's own admin models (tokens, audit records) stay in the server.
 """
 
 from __future__ import annotations
