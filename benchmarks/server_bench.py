@@ -48,8 +48,8 @@ from rich.table import Table
 
 import openale
 from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec
-from openale.sandbox import remote_calls as calls
 from openale.sandbox.engine import docker_client
+from openale.sandbox.remote import calls
 
 BENCH_LABEL = "openale.bench"
 RESULTS = Path(__file__).resolve().parent / "results"

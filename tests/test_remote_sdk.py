@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.protocol import State
 
 from openale.sandbox import (
+    AnySandbox,
     AsyncSandbox,
+    FileTooLargeError,
     ImageNotFoundError,
     InvalidSpecError,
     Sandbox,
@@ -26,63 +29,17 @@ from openale.sandbox import (
     SandboxFileError,
     SandboxNotFoundError,
     SandboxNotRunningError,
+    SandboxSettings,
     SandboxSpec,
     SessionClosedError,
-    remote_core,
 )
-from openale.sandbox.remote import RemoteSandbox
-from openale.sandbox.remote_aio import AsyncRemoteSandbox
-from openale.sandbox.remote_core import ServerAuthError, ServerUnavailableError
+from openale.sandbox.remote import RemoteSandbox, core
+from openale.sandbox.remote.aio import AsyncRemoteSandbox
+from openale.sandbox.remote.core import ServerAuthError, ServerUnavailableError
 from tests.conftest import BASE_IMAGE
+from tests.live_server import LiveServer, free_port
 
 SPEC = SandboxSpec(image=BASE_IMAGE, memory="256m")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """``create_app`` served by uvicorn in a thread; stop and start it again at will."""
-
-    def __init__(self, home: Path, port: int | None = None):
-        from openale.server.settings import ServerSettings
-
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = ServerSettings(
-            port=self.port, database_url=f"sqlite:///{home / 'server.db'}", reap_interval_s=0
-        )
-        self._server = None
-        self._thread: threading.Thread | None = None
-
-    def token(self, owner: str = "alice") -> str:
-        from openale.server.store import Store
-
-        return Store(self.settings.database_url).create_token(owner).token
-
-    def start(self) -> LiveServer:
-        import uvicorn
-
-        from openale.server.app import create_app
-
-        config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError(f"the server did not start on port {self.port}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join()
 
 
 class DroppingListener:
@@ -206,9 +163,10 @@ def scenario(sb, tmp: Path) -> dict:
 @pytest.mark.slow
 def test_same_scenario_embedded_and_remote(server, token, tmp_path):
     with Sandbox.create(SPEC) as embedded:
+        assert isinstance(embedded, AnySandbox)
         expected = scenario(embedded, tmp_path / "embedded")
     with Sandbox.create(SPEC, server=server.url, token=token) as remote:
-        assert isinstance(remote, RemoteSandbox)
+        assert isinstance(remote, RemoteSandbox) and isinstance(remote, AnySandbox)
         got = scenario(remote, tmp_path / "remote")
     assert got == expected
     assert expected["session"] == (1, "/tmp\n42\nhi-you\n")
@@ -359,7 +317,7 @@ def test_idempotent_create_waits_for_a_server_that_starts_late(engine, tmp_path)
 
 
 def test_non_idempotent_calls_are_not_retried(engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(remote_core, "RETRIES", 3)  # fewer backoff sleeps, same rule
+    monkeypatch.setattr(core, "RETRIES", 3)  # fewer backoff sleeps, same rule
     port = free_port()
     down = DroppingListener(port)
     try:
@@ -401,3 +359,48 @@ def test_reads_survive_a_server_restart(tmp_path):
     finally:
         sb.close()
         live.stop()
+
+
+# -- settings and the async face ----------------------------------------------------------
+
+
+def test_upload_dir_honours_the_callers_file_cap(server, token, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "big").write_bytes(b"x" * 5000)
+    settings = SandboxSettings(server=server.url, token=token, max_file_bytes=4096)
+    with Sandbox.create(SPEC, settings=settings) as sb:
+        with pytest.raises(FileTooLargeError):
+            sb.files.upload_dir(tmp_path / "d", "/workspace/d")
+        assert not sb.files.exists("/workspace/d/big")
+
+    async def main():
+        async with await AsyncSandbox.create(SPEC, settings=settings) as sb:
+            with pytest.raises(FileTooLargeError):
+                await sb.files.upload_dir(tmp_path / "d", "/workspace/d")
+
+    asyncio.run(main())
+
+
+def test_async_restart_ends_sessions_and_closes_their_sockets(server, token):
+    async def main():
+        async with await AsyncSandbox.create(SPEC, server=server.url, token=token) as sb:
+            shell = await sb.sessions.create()
+            assert (await shell.run("echo up")).output == "up\n"
+            socket = shell._socket._ws
+            assert socket is not None and socket.state is State.OPEN  # ran over its WebSocket
+            await sb.restart()
+            assert shell.closed
+            assert socket.state is State.CLOSED
+
+    asyncio.run(main())
+
+
+def test_async_delete_snapshot(server, token):
+    async def main():
+        async with await AsyncSandbox.create(SPEC, server=server.url, token=token) as sb:
+            snap = await sb.snapshot()
+        await AsyncRemoteSandbox.delete_snapshot(snap.id, server=server.url, token=token)
+        with pytest.raises(SandboxNotFoundError):
+            await AsyncSandbox.fork(snap, server=server.url, token=token)
+
+    asyncio.run(main())

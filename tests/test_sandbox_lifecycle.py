@@ -106,6 +106,19 @@ def test_snapshot_and_fork_keep_files_and_are_independent(engine):
         assert delete_snapshot(snap) and not delete_snapshot(snap)
 
 
+def test_delete_snapshot_by_id_uses_the_given_settings(engine, monkeypatch):
+    # The settings name the engine; the environment's default names none that answers.
+    real = SandboxSettings().docker_host or os.environ.get(
+        "DOCKER_HOST", "unix:///var/run/docker.sock"
+    )
+    settings = SandboxSettings(docker_host=real)
+    with Sandbox.create(SandboxSpec(image=BASE_IMAGE), settings=settings) as sb:
+        snap = sb.snapshot()
+    monkeypatch.setenv("ALE_DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert delete_snapshot(snap.id, settings)
+    assert not delete_snapshot(snap, settings)
+
+
 def test_idle_ttl_is_reaped_by_gc(engine):
     sb = Sandbox.create(SandboxSpec(image=BASE_IMAGE, ttl_s=1.5))
     busy = Sandbox.create(SandboxSpec(image=BASE_IMAGE, ttl_s=600))

@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from openale.sandbox import SandboxFileError, SandboxSpec
-from openale.sandbox.ray_backend import PlacementError, RaySandboxBackend
+from openale.sandbox.ray.backend import PlacementError, RaySandboxBackend
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402

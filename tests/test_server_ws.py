@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from openale.sandbox import Sandbox
 from openale.sandbox.errors import SandboxNotFoundError
-from openale.sandbox.remote_core import ServerAuthError
+from openale.sandbox.remote.core import ServerAuthError
 from openale.server.auth import TokenCache
 from openale.server.errors import Unauthorized
 from openale.server.tables import TokenRow

@@ -1,7 +1,8 @@
 """Sandboxes on a real container engine (the ROCK layer of openale).
 
-``Sandbox`` / ``AsyncSandbox`` are the embedded API; nothing here imports from
-the layers above.
+``Sandbox`` / ``AsyncSandbox`` are the API, embedded or (``server=``) remote
+through ``openale.sandbox.remote``; ``AnySandbox`` is the type both satisfy.
+Nothing here imports from the layers above.
 """
 
 from openale.sandbox.aio import AsyncSandbox
@@ -20,12 +21,16 @@ from openale.sandbox.errors import (
     SessionClosedError,
 )
 from openale.sandbox.files import FileEntry
+from openale.sandbox.protocol import AnySandbox
 from openale.sandbox.reaper import gc
-from openale.sandbox.sandbox import Sandbox, Session, delete_snapshot, load_snapshot
+from openale.sandbox.sandbox import Sandbox
+from openale.sandbox.session import Session
 from openale.sandbox.settings import SandboxSettings
+from openale.sandbox.snapshots import delete_snapshot, load_snapshot
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
 __all__ = [
+    "AnySandbox",
     "AsyncSandbox",
     "AuditEvent",
     "AuditLog",

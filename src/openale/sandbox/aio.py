@@ -13,19 +13,15 @@ from typing import TYPE_CHECKING
 
 from openale.sandbox.commands import CommandHandle
 from openale.sandbox.files import FileEntry
-from openale.sandbox.sandbox import Sandbox, Session
-from openale.sandbox.settings import SandboxSettings
+from openale.sandbox.sandbox import Sandbox
+from openale.sandbox.session import Session
+from openale.sandbox.settings import SandboxSettings, is_remote
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
 if TYPE_CHECKING:
-    from openale.sandbox.remote_aio import AsyncRemoteSandbox
+    from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
 _run = asyncio.to_thread
-
-
-def _remote(server: str | None, settings: SandboxSettings | None) -> bool:
-    """Whether a call goes to a control plane: ``server=`` or ``ALE_SERVER`` is set."""
-    return bool(server or (settings or SandboxSettings()).server)
 
 
 class AsyncCommandHandle:
@@ -111,6 +107,9 @@ class AsyncFiles:
     async def exists(self, path: str) -> bool:
         return await _run(self._files.exists, path)
 
+    async def stat(self, path: str) -> FileEntry | None:
+        return await _run(self._files.stat, path)
+
     async def list(self, path: str = ".", depth: int = 1) -> list[FileEntry]:
         return await _run(self._files.list, path, depth)
 
@@ -144,8 +143,8 @@ class AsyncSandbox:
         **fields,
     ) -> AsyncSandbox | AsyncRemoteSandbox:
         """Start a sandbox; with ``server=`` (or ``ALE_SERVER``) on that control plane."""
-        if _remote(server, settings):
-            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+        if is_remote(server, settings):
+            from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
             return await AsyncRemoteSandbox.create(
                 spec, detach=detach, server=server, token=token, settings=settings, **fields
@@ -161,8 +160,8 @@ class AsyncSandbox:
         server: str | None = None,
         token: str | None = None,
     ) -> AsyncSandbox | AsyncRemoteSandbox:
-        if _remote(server, settings):
-            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+        if is_remote(server, settings):
+            from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
             return await AsyncRemoteSandbox.attach(
                 sandbox_id, server=server, token=token, settings=settings
@@ -177,8 +176,8 @@ class AsyncSandbox:
         server: str | None = None,
         token: str | None = None,
     ) -> list[SandboxInfo]:
-        if _remote(server, settings):
-            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+        if is_remote(server, settings):
+            from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
             return await AsyncRemoteSandbox.list(server=server, token=token, settings=settings)
         return await _run(Sandbox.list, settings)
@@ -195,8 +194,8 @@ class AsyncSandbox:
         token: str | None = None,
         **overrides,
     ) -> list[AsyncSandbox] | list[AsyncRemoteSandbox]:
-        if _remote(server, settings):
-            from openale.sandbox.remote_aio import AsyncRemoteSandbox
+        if is_remote(server, settings):
+            from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
             return await AsyncRemoteSandbox.fork(
                 snapshot,

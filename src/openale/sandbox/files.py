@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import tarfile
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +67,14 @@ class _ChunkReader(io.RawIOBase):
         n = min(len(b), len(self._buf))
         b[:n], self._buf = self._buf[:n], self._buf[n:]
         return n
+
+
+def _engine_time(stamp: str) -> float:
+    """Seconds since the epoch of the engine's RFC 3339 time (nanoseconds cut to micro)."""
+    try:
+        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", stamp)).timestamp()
+    except ValueError:
+        return 0.0
 
 
 class Files:
@@ -135,6 +145,28 @@ class Files:
 
     def exists(self, path: str) -> bool:
         return self._sb.runtime.stat(self._sb.container, self._abs(path)) is not None
+
+    def stat(self, path: str) -> FileEntry | None:
+        """``path`` with symlinks followed (``path`` is then the target), or None."""
+        path = self._abs(path)
+        for _ in range(_MAX_LINKS):
+            stat = self._sb.runtime.stat(self._sb.container, path)
+            if stat is None:
+                return None
+            mode = stat.get("mode", 0)
+            if not mode & GO_MODE_SYMLINK:
+                is_dir = bool(mode & GO_MODE_DIR)
+                return FileEntry(
+                    path=path,
+                    name=posixpath.basename(path),
+                    is_dir=is_dir,
+                    size=stat.get("size", 0),
+                    mode=mode & 0o7777,
+                    mtime=_engine_time(stat.get("mtime", "")),
+                    kind="d" if is_dir else "f",
+                )
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), stat["linkTarget"]))
+        raise SandboxFileError(f"too many levels of symbolic links at {path!r}")
 
     def list(self, path: str = ".", depth: int = 1) -> list[FileEntry]:
         """Entries under ``path`` down to ``depth`` levels, sorted by path."""

@@ -7,7 +7,9 @@
         sb.files.write("notes.txt", "hello")
 
 This class is the one core: ``AsyncSandbox`` runs the same methods in worker
-threads, and the control plane serves them over HTTP.
+threads, and the control plane serves them over HTTP. With ``server=`` (or
+``ALE_SERVER``) the same calls return a ``RemoteSandbox``; both are
+``AnySandbox``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from typing import TYPE_CHECKING
 
+from openale.sandbox import terminal
 from openale.sandbox.audit import AuditLog
 from openale.sandbox.commands import Commands
 from openale.sandbox.engine import (
@@ -31,32 +32,19 @@ from openale.sandbox.engine import (
     L_SNAPSHOT,
     L_SNAPSHOT_SOURCE,
     L_SPEC,
-    LABEL,
 )
 from openale.sandbox.errors import SandboxError, SandboxNotRunningError
 from openale.sandbox.files import Files
+from openale.sandbox.info import info_from_inspect, info_from_summary
+from openale.sandbox.protocol import AnySandbox
 from openale.sandbox.reaper import owner_label, start_reaper
 from openale.sandbox.runtime import SNAPSHOT_REPOSITORY, DockerRuntime, now
-from openale.sandbox.session import BashSession
-from openale.sandbox.settings import SandboxSettings
-from openale.sandbox.spec import (
-    CommandResult,
-    SandboxInfo,
-    SandboxSpec,
-    SandboxStatus,
-    Snapshot,
-    as_spec,
-)
-
-if TYPE_CHECKING:
-    from openale.sandbox.remote import RemoteSandbox
+from openale.sandbox.session import Sessions
+from openale.sandbox.settings import SandboxSettings, is_remote
+from openale.sandbox.snapshots import load_snapshot
+from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot, as_spec
 
 _live: weakref.WeakSet[Sandbox] = weakref.WeakSet()
-
-
-def _remote(server: str | None, settings: SandboxSettings | None) -> bool:
-    """Whether a call goes to a control plane: ``server=`` or ``ALE_SERVER`` is set."""
-    return bool(server or (settings or SandboxSettings()).server)
 
 
 @atexit.register
@@ -67,81 +55,6 @@ def _close_owned() -> None:
                 sb.close()
             except Exception:  # the engine may already be gone at interpreter exit
                 pass
-
-
-class Sessions:
-    """``sb.sessions.create()``: persistent bash shells in the sandbox."""
-
-    def __init__(self, sandbox: Sandbox):
-        self._sb = sandbox
-        self._open: list[Session] = []
-
-    def create(
-        self, *, cwd: str | None = None, env: dict[str, str] | None = None, user: str | None = None
-    ) -> Session:
-        self._sb.ensure_running()
-        started = time.monotonic()
-        session = Session(
-            self._sb,
-            BashSession(
-                self._sb.runtime,
-                self._sb.container,
-                user=user or self._sb.spec.user,
-                cwd=cwd,
-                env=env,
-                max_output_bytes=self._sb.settings.max_output_bytes,
-                heartbeat=self._sb.touch,
-            ),
-        )
-        self._open.append(session)
-        self._sb.audit.record(
-            self._sb.id,
-            "session",
-            "create",
-            detail={"session": session.id},
-            duration_s=time.monotonic() - started,
-        )
-        return session
-
-    def close_all(self) -> None:
-        for s in self._open:
-            s.close()
-        self._open.clear()
-
-
-class Session:
-    """A persistent shell. ``run`` returns ``CommandResult`` with ``output`` (stdout+stderr)."""
-
-    def __init__(self, sandbox: Sandbox, shell: BashSession):
-        self._sb = sandbox
-        self._shell = shell
-        self.id = shell.id
-
-    @property
-    def closed(self) -> bool:
-        return self._shell.closed
-
-    def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult:
-        result = self._shell.run(cmd, timeout=timeout)
-        if self._shell.stuck:
-            # Not even a helper process could start to stop the command: the
-            # sandbox is out of pids. Recovering restarts it and ends this shell.
-            result.error = self._sb.recover_from_exhaustion()
-        elif result.timed_out and self._shell.closed:
-            result.error = "the command could not be stopped, so its shell was killed"
-        return self._sb.finish_command("session", cmd, result, session=self.id)
-
-    def interrupt(self) -> None:
-        self._shell.interrupt()
-
-    def close(self) -> None:
-        self._shell.close()
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class Sandbox:
@@ -184,14 +97,14 @@ class Sandbox:
         server: str | None = None,
         token: str | None = None,
         **fields,
-    ) -> Sandbox | RemoteSandbox:
+    ) -> AnySandbox:
         """Start a sandbox. ``detach=True`` lets it outlive this process (until TTL or ``rm``).
 
         Spec fields can be given as keywords: ``Sandbox.create(image=..., memory="512m")``.
         With ``server=URL`` (or ``ALE_SERVER``) the sandbox runs on that control
         plane, authenticated by ``token`` (or ``ALE_TOKEN``), behind the same API.
         """
-        if _remote(server, settings):
+        if is_remote(server, settings):
             from openale.sandbox.remote import RemoteSandbox
 
             return RemoteSandbox.create(
@@ -235,9 +148,9 @@ class Sandbox:
         *,
         server: str | None = None,
         token: str | None = None,
-    ) -> Sandbox | RemoteSandbox:
+    ) -> AnySandbox:
         """A handle on an existing sandbox, from any process (or on a control plane)."""
-        if _remote(server, settings):
+        if is_remote(server, settings):
             from openale.sandbox.remote import RemoteSandbox
 
             return RemoteSandbox.attach(sandbox_id, server=server, token=token, settings=settings)
@@ -264,7 +177,7 @@ class Sandbox:
         server: str | None = None,
         token: str | None = None,
     ) -> list[SandboxInfo]:
-        if _remote(server, settings):
+        if is_remote(server, settings):
             from openale.sandbox.remote import RemoteSandbox
 
             return RemoteSandbox.list(server=server, token=token, settings=settings)
@@ -286,11 +199,11 @@ class Sandbox:
         server: str | None = None,
         token: str | None = None,
         **overrides,
-    ) -> list[Sandbox] | list[RemoteSandbox]:
+    ) -> list[AnySandbox]:
         """Start ``n`` sandboxes from a snapshot, in parallel."""
         if n < 1:
             raise ValueError("n must be at least 1")
-        if _remote(server, settings):
+        if is_remote(server, settings):
             from openale.sandbox.remote import RemoteSandbox
 
             return RemoteSandbox.fork(
@@ -359,6 +272,10 @@ class Sandbox:
 
     def info(self) -> SandboxInfo:
         return info_from_inspect(self.runtime.inspect(self.id), self.audit)
+
+    def attach_shell(self) -> int | None:
+        """A shell on this process's terminal or pipes until it exits (see ``terminal``)."""
+        return terminal.attach_shell(self)
 
     def ensure_running(self) -> None:
         if self.closed:
@@ -464,73 +381,3 @@ class Sandbox:
         with self._lock:
             seen, self._oom_seen = self._oom_seen or 0, count
         return count > seen
-
-
-def _status(state: str, exit_code: int | None, oom: bool = False) -> SandboxStatus:
-    if state in ("created", "restarting"):
-        return "pending"
-    if state in ("running", "paused"):
-        return "running"
-    if state == "exited" and exit_code in (0, 137, 143) and not oom:
-        return "stopped"
-    return "failed"
-
-
-def _info(
-    sandbox_id: str, labels: dict[str, str], status: SandboxStatus, audit: AuditLog
-) -> SandboxInfo:
-    spec = SandboxSpec.model_validate_json(labels[L_SPEC])
-    return SandboxInfo(
-        id=sandbox_id,
-        status=status,
-        image=spec.image,
-        created_at=datetime.fromisoformat(labels[L_CREATED]),
-        last_active_at=audit.last_active(sandbox_id),
-        ttl_s=spec.ttl_s,
-        deadline_s=spec.deadline_s,
-        detached=labels.get(L_DETACHED) == "1",
-        owner=labels.get(L_OWNER) or None,
-        spec=spec,
-    )
-
-
-def info_from_summary(summary: dict, audit: AuditLog) -> SandboxInfo:
-    """From a ``GET /containers/json`` row (no per-container inspect needed)."""
-    labels = summary["Labels"]
-    exit_code = None
-    if summary["State"] == "exited" and "(" in summary.get("Status", ""):
-        exit_code = int(summary["Status"].split("(")[1].split(")")[0])
-    return _info(labels[LABEL], labels, _status(summary["State"], exit_code), audit)
-
-
-def info_from_inspect(inspect: dict, audit: AuditLog) -> SandboxInfo:
-    labels = inspect["Config"]["Labels"]
-    state = inspect["State"]
-    return _info(
-        labels[LABEL],
-        labels,
-        _status(state["Status"], state.get("ExitCode"), state.get("OOMKilled", False)),
-        audit,
-    )
-
-
-def load_snapshot(snapshot_id: str, settings: SandboxSettings | None = None) -> Snapshot:
-    runtime = DockerRuntime(settings or SandboxSettings())
-    image = snapshot_id if ":" in snapshot_id else f"{SNAPSHOT_REPOSITORY}:{snapshot_id}"
-    labels = runtime.image_labels(image)
-    if L_SNAPSHOT not in labels:
-        raise SandboxError(f"{image} is not an openale snapshot")
-    return Snapshot(
-        id=labels[L_SNAPSHOT],
-        image=image,
-        source_sandbox=labels[L_SNAPSHOT_SOURCE],
-        created_at=datetime.fromisoformat(labels[L_CREATED]),
-        spec=SandboxSpec.model_validate_json(labels[L_SPEC]),
-    )
-
-
-def delete_snapshot(snapshot: Snapshot | str, settings: SandboxSettings | None = None) -> bool:
-    """Remove a snapshot's image; False if it was already gone."""
-    runtime = DockerRuntime(settings or SandboxSettings())
-    image = snapshot.image if isinstance(snapshot, Snapshot) else load_snapshot(snapshot).image
-    return runtime.remove_image(image)

@@ -1,4 +1,4 @@
-"""``BashSession``: one persistent interactive bash inside a sandbox.
+"""``sb.sessions``: persistent bash shells, each one ``BashSession`` inside the sandbox.
 
 The shell runs under a pseudo-terminal of an attached ``docker exec``, so it has
 job control: each command is its own process group, and a Ctrl-C (``\\x03``)
@@ -19,11 +19,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openale.sandbox.errors import SandboxError, SessionClosedError
 from openale.sandbox.runtime import DockerRuntime
 from openale.sandbox.spec import CommandResult
 from openale.sandbox.streams import CappedBuffer, EndMarkers, recv_until
+
+if TYPE_CHECKING:
+    from openale.sandbox.sandbox import Sandbox
 
 SHELL = ["bash", "--noprofile", "--norc", "--noediting", "-i"]
 # Programs that would open a pager on a terminal must not wait for a keypress.
@@ -220,3 +224,82 @@ class BashSession:
             if ending or self.closed:
                 return ending
         return None
+
+
+# -- the public face: sb.sessions ------------------------------------------------------
+
+
+class Sessions:
+    """``sb.sessions.create()``: persistent bash shells in the sandbox."""
+
+    def __init__(self, sandbox: Sandbox):
+        self._sb = sandbox
+        self._open: list[Session] = []
+
+    def create(
+        self, *, cwd: str | None = None, env: dict[str, str] | None = None, user: str | None = None
+    ) -> Session:
+        self._sb.ensure_running()
+        started = time.monotonic()
+        session = Session(
+            self._sb,
+            BashSession(
+                self._sb.runtime,
+                self._sb.container,
+                user=user or self._sb.spec.user,
+                cwd=cwd,
+                env=env,
+                max_output_bytes=self._sb.settings.max_output_bytes,
+                heartbeat=self._sb.touch,
+            ),
+        )
+        self._open.append(session)
+        self._sb.audit.record(
+            self._sb.id,
+            "session",
+            "create",
+            detail={"session": session.id},
+            duration_s=time.monotonic() - started,
+        )
+        return session
+
+    def close_all(self) -> None:
+        """Close every shell this sandbox handle opened (on close and restart)."""
+        for s in self._open:
+            s.close()
+        self._open.clear()
+
+
+class Session:
+    """A persistent shell. ``run`` returns ``CommandResult`` with ``output`` (stdout+stderr)."""
+
+    def __init__(self, sandbox: Sandbox, shell: BashSession):
+        self._sb = sandbox
+        self._shell = shell
+        self.id = shell.id
+
+    @property
+    def closed(self) -> bool:
+        return self._shell.closed
+
+    def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult:
+        result = self._shell.run(cmd, timeout=timeout)
+        if self._shell.stuck:
+            # Not even a helper process could start to stop the command: the
+            # sandbox is out of pids. Recovering restarts it and ends this shell.
+            result.error = self._sb.recover_from_exhaustion()
+        elif result.timed_out and self._shell.closed:
+            result.error = "the command could not be stopped, so its shell was killed"
+        return self._sb.finish_command("session", cmd, result, session=self.id)
+
+    def interrupt(self) -> None:
+        self._shell.interrupt()
+
+    def close(self) -> None:
+        self._shell.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -93,3 +93,11 @@ class SandboxSettings(BaseSettings):
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
     ):
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+def is_remote(server: str | None, settings: SandboxSettings | None) -> bool:
+    """Whether a sandbox call goes to a control plane: ``server=`` or ``ALE_SERVER`` is set.
+
+    The one place that chooses between the embedded and the remote sandbox.
+    """
+    return bool(server or (settings or SandboxSettings()).server)

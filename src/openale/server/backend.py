@@ -20,7 +20,7 @@ from openale.sandbox.commands import CommandHandle, OutputCallback
 from openale.sandbox.engine import L_AUDIT, L_CREATED, L_DETACHED, L_OWNER, L_SERVER, L_SPEC, LABEL
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SessionClosedError
 from openale.sandbox.runtime import CONTAINER_PREFIX, DockerRuntime, now
-from openale.sandbox.sandbox import delete_snapshot, load_snapshot
+from openale.sandbox.snapshots import delete_snapshot, load_snapshot
 
 # Every container this control plane starts carries the store's id and the
 # owner, so a restarted server can tell its own containers from anyone else's.

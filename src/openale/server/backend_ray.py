@@ -1,7 +1,7 @@
 """``RayBackend``: the control plane's sandboxes on the Docker nodes of a Ray cluster.
 
 Each sandbox is a ``ServedSandboxHost`` actor that asks Ray for the sandbox's
-CPUs and memory (see ``openale.sandbox.ray_backend``) and, on its node, starts
+CPUs and memory (see ``openale.sandbox.ray.backend``) and, on its node, starts
 the container exactly as ``LocalBackend`` does: the server's id and the owner
 as labels, plus the node's id, so reconciliation can find it again. The routes
 get a ``RaySandbox``, which has the same surface as an embedded ``Sandbox``.
@@ -27,8 +27,8 @@ from typing import Any
 from openale.sandbox.audit import AuditLog
 from openale.sandbox.commands import OutputCallback
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError
-from openale.sandbox.ray_backend import RaySandbox, RaySandboxBackend, _ray
-from openale.sandbox.ray_host import SandboxHost, node_id, portable_settings
+from openale.sandbox.ray.backend import RaySandbox, RaySandboxBackend, _ray
+from openale.sandbox.ray.host import SandboxHost, node_id, portable_settings
 from openale.sandbox.runtime import CONTAINER_PREFIX, SNAPSHOT_REPOSITORY
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxSpec, Snapshot

@@ -26,7 +26,7 @@ from openale.sandbox.errors import (
     SandboxNotRunningError,
     SessionClosedError,
 )
-from openale.server.schemas import ErrorBody
+from openale.sandbox.remote.wire import ErrorBody
 
 
 class ApiError(Exception):

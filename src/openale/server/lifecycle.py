@@ -14,7 +14,7 @@ from openale.sandbox.errors import (
     SandboxNotFoundError,
     SandboxNotRunningError,
 )
-from openale.sandbox.ray_backend import PlacementError
+from openale.sandbox.ray.backend import PlacementError
 from openale.server.auth import Principal, principal
 from openale.server.backend import new_sandbox_id
 from openale.server.errors import Conflict

@@ -1,112 +1,20 @@
-"""Request and response models of the control plane's REST API (``notes/API.md``).
+"""The control plane's own models: tokens, audit records, health (``notes/API.md``).
 
-The server validates with these and the remote SDK imports them, so both sides
-of the wire share one definition. Sandbox specs, infos, command results,
-snapshots and file entries are the sandbox layer's own models
-(``openale.sandbox.spec``, ``openale.sandbox.files``); only what they lack is here.
+What the server shares with the remote SDK (sandbox requests, errors, stream
+events) is the sandbox layer's wire, ``openale.sandbox.remote.wire``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from openale.sandbox.files import FileEntry
-from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
+from openale.sandbox.remote.wire import WireRequest
 
-API_PREFIX = "/v1"
 ADMIN_SCOPE = "admin"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_MAX_UPLOAD_BYTES = 512 << 20
-
-# Server-sent event names of ``POST /v1/sandboxes/{id}/commands/stream``.
-SSE_START, SSE_STDOUT, SSE_STDERR, SSE_EXIT, SSE_ERROR = (
-    "start",
-    "stdout",
-    "stderr",
-    "exit",
-    "error",
-)
-
-
-class _Request(BaseModel):
-    # Unknown fields are refused (422) rather than silently dropped: a typo in a
-    # field name would otherwise run a command with defaults the caller never meant.
-    model_config = ConfigDict(extra="forbid")
-
-
-# -- errors -------------------------------------------------------------------------------
-
-
-class ErrorDetail(BaseModel):
-    type: str = Field(description="exception class name or category, e.g. SandboxNotFoundError")
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The body of every non-2xx response."""
-
-    error: ErrorDetail
-
-
-# -- sandboxes ----------------------------------------------------------------------------
-
-
-class CreateSandboxRequest(_Request):
-    """``POST /v1/sandboxes``. With ``env`` set, ``spec.image`` may be left out."""
-
-    spec: SandboxSpec = Field(default_factory=SandboxSpec)
-    env: str | None = Field(None, description="EnvHub environment 'name@version'")
-
-
-class CommandRequest(_Request):
-    """``POST /v1/sandboxes/{id}/commands`` (and ``/commands/stream``): one ``sh -c``."""
-
-    cmd: str
-    timeout: float | None = Field(600.0, gt=0)
-    env: dict[str, str] | None = None
-    cwd: str | None = None
-    user: str | None = None
-
-
-class StreamStart(BaseModel):
-    """Data of the ``start`` event: the id to interrupt the command with."""
-
-    command_id: str
-
-
-class StreamChunk(BaseModel):
-    """Data of ``stdout`` / ``stderr`` events (decoded as UTF-8, invalid bytes replaced)."""
-
-    data: str
-
-
-class SessionCreateRequest(_Request):
-    cwd: str | None = None
-    env: dict[str, str] | None = None
-    user: str | None = None
-
-
-class SessionCreated(BaseModel):
-    session_id: str
-
-
-class SessionRunRequest(_Request):
-    cmd: str
-    timeout: float | None = Field(120.0, gt=0)
-
-
-class ExistsResponse(BaseModel):
-    exists: bool
-
-
-class ForkRequest(_Request):
-    """``POST /v1/snapshots/{id}/fork``: ``overrides`` are SandboxSpec fields."""
-
-    n: int = Field(1, ge=1, le=64)
-    overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 # -- audit --------------------------------------------------------------------------------
@@ -134,7 +42,7 @@ class AuditRecord(BaseModel):
 # -- tokens -------------------------------------------------------------------------------
 
 
-class TokenCreateRequest(_Request):
+class TokenCreateRequest(WireRequest):
     owner: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(default_factory=list)
 
@@ -161,40 +69,3 @@ class TokenInfo(BaseModel):
 
 class Health(BaseModel):
     ok: bool = True
-
-
-SandboxState = Literal["pending", "running", "stopped", "deleted", "failed"]
-
-__all__ = [
-    "ADMIN_SCOPE",
-    "API_PREFIX",
-    "AuditRecord",
-    "CommandRequest",
-    "CommandResult",
-    "CreateSandboxRequest",
-    "DEFAULT_MAX_UPLOAD_BYTES",
-    "ErrorBody",
-    "ErrorDetail",
-    "ExistsResponse",
-    "FileEntry",
-    "ForkRequest",
-    "Health",
-    "IDEMPOTENCY_HEADER",
-    "SSE_ERROR",
-    "SSE_EXIT",
-    "SSE_START",
-    "SSE_STDERR",
-    "SSE_STDOUT",
-    "SandboxInfo",
-    "SandboxSpec",
-    "SandboxState",
-    "SessionCreateRequest",
-    "SessionCreated",
-    "SessionRunRequest",
-    "Snapshot",
-    "StreamChunk",
-    "StreamStart",
-    "TokenCreateRequest",
-    "TokenCreated",
-    "TokenInfo",
-]

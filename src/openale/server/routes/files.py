@@ -20,10 +20,10 @@ from fastapi.responses import StreamingResponse
 from openale.sandbox import FileEntry, Sandbox
 from openale.sandbox.errors import FileTooLargeError, SandboxFileError
 from openale.sandbox.files import GO_MODE_DIR
+from openale.sandbox.remote.wire import ExistsResponse
 from openale.server.audit import note
 from openale.server.errors import ERROR_RESPONSES, InvalidPathError, PayloadTooLarge
 from openale.server.lifecycle import running_sandbox
-from openale.server.schemas import ExistsResponse
 from openale.server.state import app_state
 from openale.server.tarstream import open_stream, relative_tar, single_file_tar
 

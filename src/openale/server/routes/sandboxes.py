@@ -10,12 +10,7 @@ from pydantic import Field
 
 from openale.sandbox import CommandResult, Sandbox, SandboxInfo, SandboxSpec, Snapshot
 from openale.sandbox.errors import InvalidSpecError, SandboxError, SandboxNotFoundError
-from openale.server.audit import note
-from openale.server.auth import Principal, principal
-from openale.server.errors import ERROR_RESPONSES, Forbidden
-from openale.server.lifecycle import create_idempotent, owned_row, running_sandbox, start_sandbox
-from openale.server.schemas import (
-    ADMIN_SCOPE,
+from openale.sandbox.remote.wire import (
     CommandRequest,
     CreateSandboxRequest,
     ForkRequest,
@@ -23,6 +18,11 @@ from openale.server.schemas import (
     SessionCreateRequest,
     SessionRunRequest,
 )
+from openale.server.audit import note
+from openale.server.auth import Principal, principal
+from openale.server.errors import ERROR_RESPONSES, Forbidden
+from openale.server.lifecycle import create_idempotent, owned_row, running_sandbox, start_sandbox
+from openale.server.schemas import ADMIN_SCOPE
 from openale.server.state import AppState, app_state
 from openale.server.store import SandboxRow
 

@@ -21,12 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from openale.sandbox import CommandResult, Sandbox
 from openale.sandbox.errors import SandboxNotFoundError
-from openale.server.audit import note
-from openale.server.errors import ERROR_RESPONSES, exception_body
-from openale.server.lifecycle import owned_row, running_sandbox
-from openale.server.routes.sandboxes import count_failure
-from openale.server.routes.sse import EventChannel, event_stream, sse
-from openale.server.schemas import (
+from openale.sandbox.remote.wire import (
     SSE_ERROR,
     SSE_EXIT,
     SSE_START,
@@ -34,6 +29,11 @@ from openale.server.schemas import (
     SSE_STDOUT,
     CommandRequest,
 )
+from openale.server.audit import note
+from openale.server.errors import ERROR_RESPONSES, exception_body
+from openale.server.lifecycle import owned_row, running_sandbox
+from openale.server.routes.sandboxes import count_failure
+from openale.server.routes.sse import EventChannel, event_stream, sse
 from openale.server.state import app_state
 from openale.server.store import SandboxRow
 

@@ -38,10 +38,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError, SandboxNotRunningError
-from openale.sandbox.sandbox import Session
+from openale.sandbox.remote.wire import SessionRunRequest
+from openale.sandbox.session import Session
 from openale.server.auth import Principal, authenticate, bearer_secret, token_cache
 from openale.server.errors import BadRequest, Conflict, exception_body, exception_response
-from openale.server.schemas import SessionRunRequest
 from openale.server.state import AppState, app_state
 
 router = APIRouter(prefix="/v1", tags=["sandboxes"])

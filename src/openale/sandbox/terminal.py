@@ -1,4 +1,9 @@
-"""Streaming a remote shell to the local terminal (``ale sandbox shell``)."""
+"""A shell in an embedded sandbox on this process's terminal or pipes (``ale sandbox shell``).
+
+``attach_shell`` starts bash (else sh) with ``docker exec`` and streams it both
+ways: raw and resized with the local terminal when there is one, else piped
+stdin in (then EOF) and stdout/stderr out. The shell is audited as one event.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,60 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import docker.errors
 
 from openale.sandbox.streams import FrameDemuxer
 
+if TYPE_CHECKING:
+    from openale.sandbox.sandbox import Sandbox
+
 SHELL_AUDIT_INPUT = 64 << 10  # how much of a shell's input the audit event keeps
 ACTIVITY_TOUCH_S = 30.0
+
+
+def attach_shell(sb: Sandbox) -> int | None:
+    """Run the shell until it exits; its exit code (None if unknown).
+
+    On a terminal Ctrl-C goes to the shell; with piped stdin it ends the
+    shell here and is raised (``KeyboardInterrupt``) once the event is audited.
+    """
+    sb.ensure_running()
+    code, _ = sb.runtime.exec_simple(sb.container, ["sh", "-c", "command -v bash"])
+    argv = ["bash"] if code == 0 else ["sh"]
+    interactive = isatty(sys.stdin) and isatty(sys.stdout)
+    env = {"TERM": os.environ.get("TERM", "xterm")} if interactive else {}
+    exec_id, sock = sb.runtime.exec_start(
+        sb.container, argv, env=env, user=sb.spec.user, tty=interactive, stdin=True
+    )
+    started = time.monotonic()
+    traffic = ShellTraffic(sb.audit.path(sb.id))
+    exit_code = None
+    try:
+        if interactive:
+            pump_tty(sock, exec_id, sb.runtime.api, traffic)
+        else:
+            pump_pipe(sock, traffic)
+        exit_code = sb.runtime.exec_exit_code(exec_id)
+    finally:
+        sock.close()
+        sb.audit.record(
+            sb.id,
+            "session",
+            "shell",
+            exit_code=exit_code,
+            duration_s=time.monotonic() - started,
+            bytes_in=traffic.sent,
+            bytes_out=traffic.received,
+            detail={
+                "argv": argv,
+                "tty": interactive,
+                "input": traffic.typed.decode(errors="replace"),
+                "input_truncated": traffic.sent > len(traffic.typed),
+            },
+        )
+    return exit_code
 
 
 class ShellTraffic:
@@ -123,6 +174,13 @@ def write_fd(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def write_stream(stream, data: bytes) -> None:
+    """Bytes to a text stream's buffer, in order with what was printed to it before."""
+    stream.flush()
+    stream.buffer.write(data)
+    stream.buffer.flush()
 
 
 def isatty(stream) -> bool:

@@ -5,13 +5,13 @@
         sb.sessions.create().run("cd /tmp && pwd")
         sb.files.write("notes.txt", b"hello")
 
-Same methods, results and typed errors as the embedded sandbox; each call is
-one HTTP request built by ``remote_calls`` and sent by ``remote_http`` (shared
-with the asyncio face in ``remote_aio``), except session commands, which go over
-one WebSocket per session (``remote_ws``) with HTTP as the fallback.
-Idempotent requests (reads, deletes, file writes, creates, which carry an
-``Idempotency-Key``) are retried with exponential backoff when the server
-cannot be reached; the others never are, so a command never runs twice.
+Same methods, results and typed errors as the embedded sandbox. Each method
+drives one I/O-free operation of ``ops`` (shared with the asyncio face in
+``aio``) over ``http``, except session commands, which go over one WebSocket
+per session (``ws``) with HTTP as the fallback. Idempotent requests (reads,
+deletes, file writes, creates, which carry an ``Idempotency-Key``) are retried
+with exponential backoff when the server cannot be reached; the others never
+are, so a command never runs twice.
 """
 
 from __future__ import annotations
@@ -22,31 +22,16 @@ import threading
 import weakref
 from pathlib import Path
 
-from openale.sandbox import remote_calls as calls
-from openale.sandbox.errors import (
-    SandboxError,
-    SandboxNotFoundError,
-    SandboxNotRunningError,
-    SessionClosedError,
-)
+from openale.sandbox.errors import SandboxError, SessionClosedError
 from openale.sandbox.files import FileEntry
-from openale.sandbox.remote_core import (
-    CHUNK,
-    Call,
-    ServerError,
-    SseParser,
-    abs_path,
-    pack_dir,
-    replay,
-    resolve_target,
-    stream_error,
-    unpack_dir,
-)
-from openale.sandbox.remote_http import RemoteHttp
-from openale.sandbox.remote_ws import SessionSocket
+from openale.sandbox.remote import calls, ops
+from openale.sandbox.remote.core import Call, CommandEvents, RemoteState, require_target
+from openale.sandbox.remote.http import RemoteHttp
+from openale.sandbox.remote.shell import attach_shell
+from openale.sandbox.remote.tar import CHUNK, pack_dir, replay, unpack_dir
+from openale.sandbox.remote.ws import SessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
-from openale.server.schemas import SSE_ERROR, SSE_EXIT, SSE_START, ExistsResponse, SessionCreated
 
 _live: weakref.WeakSet[RemoteSandbox] = weakref.WeakSet()
 
@@ -70,39 +55,29 @@ class RemoteCommandHandle:
     def __init__(self, sandbox: RemoteSandbox, call: Call, cmd: str):
         self._sb = sandbox
         self.cmd = cmd
-        self.command_id: str | None = None
         self._call = call
-        self._result: CommandResult | None = None
-        self._error: SandboxError | None = None
+        self._events = CommandEvents()
         self._started = threading.Event()
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._pump, name="ale-remote-cmd", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._pump, name="ale-remote-cmd", daemon=True).start()
+        self._started.wait()
+
+    @property
+    def command_id(self) -> str | None:
+        return self._events.command_id
 
     def _pump(self) -> None:
         try:
             with self._sb._http.stream(self._call) as response:
-                parser = SseParser()
                 for line in response.iter_lines():
-                    event = parser.feed(line)
-                    if event is not None:
-                        self._on_event(*event)
-            if self._result is None and self._error is None:
-                self._error = ServerError("the command stream ended without an exit event")
+                    if self._events.feed(line):
+                        self._started.set()
+            self._events.end()
         except SandboxError as e:
-            self._error = e
+            self._events.end(e)
         finally:
             self._started.set()
             self._done.set()
-
-    def _on_event(self, name: str, data) -> None:
-        if name == SSE_START:
-            self.command_id = data["command_id"]
-            self._started.set()
-        elif name == SSE_EXIT:
-            self._result = CommandResult.model_validate(data)
-        elif name == SSE_ERROR:
-            self._error = stream_error(data)
 
     @property
     def done(self) -> bool:
@@ -112,19 +87,12 @@ class RemoteCommandHandle:
         """Block until the command ends (or ``timeout`` seconds; then ``TimeoutError``)."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"command still running after {timeout}s: {self.cmd!r}")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        return self._events.outcome()
 
     def kill(self) -> None:
         """SIGKILL the command and everything it started."""
-        self._started.wait()
         if self.command_id is not None and not self.done:
-            try:
-                self._sb._http.send(calls.interrupt_command(self._sb.id, self.command_id))
-            except SandboxNotFoundError:
-                pass  # it ended meanwhile: nothing left to kill, as embedded
+            self._sb._http.run(ops.interrupt_command(self._sb.id, self.command_id))
 
 
 class RemoteCommands:
@@ -145,14 +113,14 @@ class RemoteCommands:
     ) -> CommandResult | RemoteCommandHandle:
         """Run ``cmd`` with ``sh -c``. ``background=True`` returns a handle once it started."""
         self._sb.ensure_running()
-        call = calls.run(self._sb.id, cmd, timeout, env, cwd, user, stream=background)
-        if background:
-            handle = RemoteCommandHandle(self._sb, call, cmd)
-            handle._started.wait()
-            if handle.command_id is None and handle._error is not None:
-                raise handle._error  # it never started: fail here, as the embedded API does
-            return handle
-        return CommandResult.model_validate(self._sb._http.json(call))
+        options = {"timeout": timeout, "env": env, "cwd": cwd, "user": user}
+        if not background:
+            return self._sb._http.run(ops.run(self._sb.id, cmd, **options))
+        call = calls.run(self._sb.id, cmd, **options, stream=True)
+        handle = RemoteCommandHandle(self._sb, call, cmd)
+        if error := handle._events.failed_to_start:
+            raise error  # it never started: fail here, as the embedded API does
+        return handle
 
 
 # -- sessions ---------------------------------------------------------------------------
@@ -172,32 +140,27 @@ class RemoteSession:
         call = calls.session_run(self._sb.id, self.id, cmd, timeout)
         try:
             result = self._socket.run(call.json, call.read_timeout)
-            if result is None:
-                result = self._run_http(call)
-            return result
+            return result if result is not None else self._run_http(call)
         except SessionClosedError:
             self.closed = True
             raise
 
     def _run_http(self, call: Call) -> CommandResult:
-        return CommandResult.model_validate(self._sb._http.json(call))
+        return self._sb._http.run(ops.session_run(call))
 
     def interrupt(self) -> None:
-        self._sb._http.send(calls.session_interrupt(self._sb.id, self.id))
+        self._sb._http.run(ops.session_interrupt(self._sb.id, self.id))
 
-    def close(self) -> None:
-        if self.closed:
-            self._socket.close()
-            return
+    def ended(self) -> None:
+        """The shell is gone (its sandbox restarted): release the socket, send nothing."""
         self.closed = True
         self._socket.close()
-        try:
-            self._sb._http.send(calls.session_delete(self._sb.id, self.id))
-        except (SessionClosedError, SandboxNotRunningError):
-            pass  # already gone with its shell or its sandbox
-        except SandboxError as e:
-            if e.status_code != 404:
-                raise
+
+    def close(self) -> None:
+        was_closed = self.closed
+        self.ended()
+        if not was_closed:
+            self._sb._http.run(ops.session_delete(self._sb.id, self.id))
 
     def __enter__(self) -> RemoteSession:
         return self
@@ -217,15 +180,15 @@ class RemoteSessions:
         self, *, cwd: str | None = None, env: dict[str, str] | None = None, user: str | None = None
     ) -> RemoteSession:
         self._sb.ensure_running()
-        call = calls.session_create(self._sb.id, cwd, env, user)
-        created = SessionCreated.model_validate(self._sb._http.json(call))
-        session = RemoteSession(self._sb, created.session_id)
+        session_id = self._sb._http.run(ops.session_create(self._sb.id, cwd, env, user))
+        session = RemoteSession(self._sb, session_id)
         self._open.append(session)
         return session
 
-    def close_all(self) -> None:
+    def ended(self) -> None:
+        """Every shell died with a restart of the sandbox."""
         for s in self._open:
-            s.close()
+            s.ended()
         self._open.clear()
 
 
@@ -237,40 +200,40 @@ class RemoteFiles:
 
     def __init__(self, sandbox: RemoteSandbox):
         self._sb = sandbox
-
-    def _abs(self, path: str) -> str:
-        return abs_path(self._sb.spec.workdir, path)
+        self._http = sandbox._http
 
     def write(self, path: str, data: bytes | str, mode: int | None = None) -> None:
         """Create or replace ``path`` (parents are created) with ``data``."""
-        payload = data.encode() if isinstance(data, str) else bytes(data)
-        self._sb._http.send(calls.file_write(self._sb.id, self._abs(path), payload, mode))
+        self._http.run(ops.file_write(self._sb.id, self._sb.abs_path(path), data, mode))
 
     def read(self, path: str) -> bytes:
         """The bytes of ``path`` (symlinks are followed)."""
-        return self._sb._http.send(calls.file_read(self._sb.id, self._abs(path))).content
+        return self._http.run(ops.file_read(self._sb.id, self._sb.abs_path(path)))
 
     def exists(self, path: str) -> bool:
-        answer = self._sb._http.json(calls.file_exists(self._sb.id, self._abs(path)))
-        return ExistsResponse.model_validate(answer).exists
+        return self._http.run(ops.file_exists(self._sb.id, self._sb.abs_path(path)))
+
+    def stat(self, path: str) -> FileEntry | None:
+        """``path`` with symlinks followed (``path`` is then the target), or None."""
+        return self._http.run(ops.file_stat(self._sb.id, self._sb.abs_path(path)))
 
     def list(self, path: str = ".", depth: int = 1) -> list[FileEntry]:
         """Entries under ``path`` down to ``depth`` levels, sorted by path."""
-        rows = self._sb._http.json(calls.file_list(self._sb.id, self._abs(path), depth))
-        return [FileEntry.model_validate(row) for row in rows]
+        return self._http.run(ops.file_list(self._sb.id, self._sb.abs_path(path), depth))
 
     def upload_dir(self, local: str | Path, remote: str) -> int:
         """Copy the contents of a local directory into ``remote``; returns bytes sent."""
-        spool, total = pack_dir(local, SandboxSettings().max_file_bytes)
+        spool, total = pack_dir(local, self._sb.settings.max_file_bytes)
         with spool:
-            self._sb._http.send(calls.archive_put(self._sb.id, self._abs(remote), replay(spool)))
+            call = calls.archive_put(self._sb.id, self._sb.abs_path(remote), replay(spool))
+            self._http.send(call)
         return total
 
     def download_dir(self, remote: str, local: str | Path) -> int:
         """Copy the contents of ``remote`` into a local directory; returns bytes received."""
-        remote = self._abs(remote)
+        call = calls.archive_get(self._sb.id, self._sb.abs_path(remote))
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
-            with self._sb._http.stream(calls.archive_get(self._sb.id, remote)) as response:
+            with self._http.stream(call) as response:
                 for chunk in response.iter_bytes(CHUNK):
                     spool.write(chunk)
             return unpack_dir(spool, local)
@@ -280,22 +243,22 @@ class RemoteFiles:
 
 
 def _http(server: str | None, token: str | None, settings: SandboxSettings | None) -> RemoteHttp:
-    target = resolve_target(server, token, settings)
-    if target is None:
-        raise ValueError("no server: pass server= or set ALE_SERVER")
-    return RemoteHttp(target)
+    return RemoteHttp(require_target(server, token, settings))
 
 
-class RemoteSandbox:
+class RemoteSandbox(RemoteState):
     """A sandbox on a control plane. Build one with ``create``, ``attach`` or ``fork``."""
 
-    def __init__(self, http: RemoteHttp, info: SandboxInfo, *, detached: bool):
+    def __init__(
+        self,
+        http: RemoteHttp,
+        info: SandboxInfo,
+        *,
+        detached: bool,
+        settings: SandboxSettings | None = None,
+    ):
+        super().__init__(http.target, info, settings, detached)
         self._http = http
-        self.id = info.id
-        self.spec = info.spec
-        self.server = http.target.server
-        self.detached = detached
-        self.closed = False
         self.commands = RemoteCommands(self)
         self.sessions = RemoteSessions(self)
         self.files = RemoteFiles(self)
@@ -317,8 +280,8 @@ class RemoteSandbox:
     ) -> RemoteSandbox:
         """Start a sandbox on the server; ``envhub="name@version"`` uses an EnvHub image."""
         http = _http(server, token, settings)
-        call = calls.create(spec, fields, envhub, idempotency_key)
-        return cls(http, SandboxInfo.model_validate(http.json(call)), detached=detach)
+        info = http.run(ops.create(spec, fields, envhub, idempotency_key))
+        return cls(http, info, detached=detach, settings=settings)
 
     @classmethod
     def attach(
@@ -331,8 +294,7 @@ class RemoteSandbox:
     ) -> RemoteSandbox:
         """A handle on an existing sandbox of this token's owner."""
         http = _http(server, token, settings)
-        info = SandboxInfo.model_validate(http.json(calls.get(sandbox_id)))
-        return cls(http, info, detached=True)
+        return cls(http, http.run(ops.get(sandbox_id)), detached=True, settings=settings)
 
     @classmethod
     def list(
@@ -343,9 +305,7 @@ class RemoteSandbox:
         settings: SandboxSettings | None = None,
         all_owners: bool = False,
     ) -> list[SandboxInfo]:
-        http = _http(server, token, settings)
-        rows = http.json(calls.list_all(all_owners))
-        return [SandboxInfo.model_validate(r) for r in rows]
+        return _http(server, token, settings).run(ops.list_all(all_owners))
 
     @classmethod
     def fork(
@@ -360,12 +320,9 @@ class RemoteSandbox:
         **overrides,
     ) -> list[RemoteSandbox]:
         """Start ``n`` sandboxes from a snapshot on the server."""
-        if n < 1:
-            raise ValueError("n must be at least 1")
         http = _http(server, token, settings)
-        snap_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
-        call = calls.fork(snap_id, n, overrides)
-        return [cls(http, SandboxInfo.model_validate(i), detached=detach) for i in http.json(call)]
+        infos = http.run(ops.fork(snapshot, n, overrides))
+        return [cls(http, info, detached=detach, settings=settings) for info in infos]
 
     @classmethod
     def delete_snapshot(
@@ -376,32 +333,27 @@ class RemoteSandbox:
         token: str | None = None,
         settings: SandboxSettings | None = None,
     ) -> None:
-        http = _http(server, token, settings)
-        snap_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
-        http.send(calls.delete_snapshot(snap_id))
+        _http(server, token, settings).run(ops.delete_snapshot(snapshot))
 
     # -- lifecycle --------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """Commit the filesystem to an image on the server."""
         self.ensure_running()
-        return Snapshot.model_validate(self._http.json(calls.snapshot(self.id)))
+        return self._http.run(ops.snapshot(self.id))
 
     def info(self) -> SandboxInfo:
-        return SandboxInfo.model_validate(self._http.json(calls.get(self.id)))
+        return self._http.run(ops.get(self.id))
 
     def restart(self) -> None:
         """Kill every process in the sandbox (sessions included) and start it again."""
         self.ensure_running()
-        self._http.send(calls.restart(self.id))
-        for s in self.sessions._open:
-            s.closed = True  # their shells died with the restart
-            s._socket.close()
-        self.sessions._open.clear()
+        self._http.run(ops.restart(self.id))
+        self.sessions.ended()
 
-    def ensure_running(self) -> None:
-        if self.closed:
-            raise SandboxNotRunningError(f"sandbox {self.id} is closed")
+    def attach_shell(self) -> int | None:
+        """A shell on this process's stdin/stdout/stderr (see ``remote.shell``)."""
+        return attach_shell(self)
 
     def close(self) -> None:
         """Stop and delete the sandbox. Idempotent."""
@@ -409,11 +361,7 @@ class RemoteSandbox:
             if self.closed:
                 return
             self.closed = True
-        try:
-            self._http.send(calls.delete(self.id))
-        except SandboxError as e:
-            if e.status_code != 404:  # already deleted (reaped, or a retried DELETE)
-                raise
+        self._http.run(ops.delete(self.id))
         _live.discard(self)
 
     def __enter__(self) -> RemoteSandbox:
@@ -421,6 +369,3 @@ class RemoteSandbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"RemoteSandbox({self.id!r}, image={self.spec.image!r}, server={self.server!r})"

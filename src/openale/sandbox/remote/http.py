@@ -1,9 +1,11 @@
 """The two transports of the remote SDK: httpx ``Client`` and ``AsyncClient``.
 
-Both send ``remote_core.Call``s the same way: idempotent calls are retried
-with exponential backoff on connection errors, error responses become the
-sandbox layer's typed exceptions, and streaming responses are closed for the
-caller. Clients are pooled (HTTP keep-alive), one per server and token.
+Both send ``core.Call``s the same way: idempotent calls are retried with
+exponential backoff on connection errors, error responses become the sandbox
+layer's typed exceptions, and streaming responses are closed for the caller.
+Both drive the I/O-free operations of ``ops`` (``run``), so an operation is
+written once for the two faces. Clients are pooled (HTTP keep-alive), one per
+server and token.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 
-from openale.sandbox.remote_core import Call, Target, backoff, error_from, should_retry, unavailable
+from openale.sandbox.errors import SandboxError
+from openale.sandbox.remote.core import Call, Target, backoff, error_from, should_retry, unavailable
+from openale.sandbox.remote.ops import Op, T
 
 LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
 
@@ -61,8 +65,19 @@ class RemoteHttp:
     def send(self, call: Call) -> httpx.Response:
         return self._send(call, stream=False)
 
-    def json(self, call: Call):
-        return self.send(call).json()
+    def run(self, op: Op[T]) -> T:
+        """Drive an operation of ``ops``: send each call it yields, hand back the answer."""
+        try:
+            call = next(op)
+            while True:
+                try:
+                    answer = self.send(call)
+                except SandboxError as e:
+                    call = op.throw(e)
+                else:
+                    call = op.send(answer)
+        except StopIteration as done:
+            return done.value
 
     @contextmanager
     def stream(self, call: Call) -> Iterator[httpx.Response]:
@@ -128,8 +143,19 @@ class AsyncRemoteHttp:
     async def send(self, call: Call) -> httpx.Response:
         return await self._send(call, stream=False)
 
-    async def json(self, call: Call):
-        return (await self.send(call)).json()
+    async def run(self, op: Op[T]) -> T:
+        """``RemoteHttp.run`` from asyncio: the same operations, awaited."""
+        try:
+            call = next(op)
+            while True:
+                try:
+                    answer = await self.send(call)
+                except SandboxError as e:
+                    call = op.throw(e)
+                else:
+                    call = op.send(answer)
+        except StopIteration as done:
+            return done.value
 
     @asynccontextmanager
     async def stream(self, call: Call) -> AsyncIterator[httpx.Response]:

@@ -8,9 +8,9 @@ which a node advertises when it has a container engine (``ray start
 cores and memory hold, and a create that no node can take fails with a clear
 error after ``placement_timeout_s`` instead of hanging.
 
-The actor (``openale.sandbox.ray_host``) drives an embedded ``Sandbox`` on its
+The actor (``openale.sandbox.ray.host``) drives an embedded ``Sandbox`` on its
 node's local engine; the caller holds a ``RaySandbox``
-(``openale.sandbox.ray_sandbox``), which has the embedded API
+(``openale.sandbox.ray.sandbox``), which has the embedded API
 (``sb.commands.run``, ``sb.commands.stream``, ``sb.sessions.create().run``,
 ``sb.files.write`` ...) and forwards each call to the actor. Typed errors cross
 the boundary as themselves: Ray re-raises an actor's exception as an instance
@@ -25,8 +25,8 @@ import threading
 from typing import Any
 
 from openale.sandbox.errors import SandboxError, SandboxNotFoundError
-from openale.sandbox.ray_host import NodeAgent, SandboxHost, portable_settings
-from openale.sandbox.ray_sandbox import RayCommandStream, RaySandbox, RaySession, _ray
+from openale.sandbox.ray.host import NodeAgent, SandboxHost, portable_settings
+from openale.sandbox.ray.sandbox import RayCommandStream, RaySandbox, RaySession, _ray
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import SandboxSpec, as_spec
 

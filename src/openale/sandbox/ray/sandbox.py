@@ -19,7 +19,7 @@ from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
 if TYPE_CHECKING:
-    from openale.sandbox.ray_backend import RaySandboxBackend
+    from openale.sandbox.ray.backend import RaySandboxBackend
 
 UPLOAD_CHUNK = 8 << 20  # bytes per call when an upload is pushed to the sandbox's node
 

@@ -1,22 +1,18 @@
-"""The one core of the remote SDK: requests, errors, retries and byte formats.
+"""The one core of the remote SDK: requests, errors, retries, streams and byte formats.
 
-``RemoteSandbox`` (blocking, ``remote.py``) and ``AsyncRemoteSandbox``
-(asyncio, ``remote_aio.py``) both describe every operation as a ``Call`` built
-here and parse the answer with the same functions, so the two faces differ
-only in how bytes move (httpx's ``Client`` or ``AsyncClient``), the way httpx
-itself is built. The REST contract is ``notes/API.md``.
+``RemoteSandbox`` (blocking, ``sandbox.py``) and ``AsyncRemoteSandbox``
+(asyncio, ``aio.py``) both describe every operation with what is here and in
+``calls``/``ops``, so the two faces differ only in how bytes move (httpx's
+``Client`` or ``AsyncClient``), the way httpx itself is built. The REST
+contract is ``notes/API.md``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,17 +27,15 @@ from openale.sandbox.errors import (
     SandboxNotFoundError,
     SandboxNotRunningError,
 )
+from openale.sandbox.remote.wire import API_PREFIX, SSE_ERROR, SSE_EXIT, SSE_START
 from openale.sandbox.settings import SandboxSettings
-from openale.server.schemas import API_PREFIX
+from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec
 
 API = API_PREFIX
 RETRIES = 6  # attempts after the first, for idempotent calls: 0.2+0.4+...+4 s ~ 10 s in all
 BACKOFF_S, BACKOFF_MAX_S = 0.2, 4.0
 CONNECT_TIMEOUT_S = 10.0
-# Added to a command's own timeout, so the server answers before the client gives up.
-READ_MARGIN_S = 60.0
 DEFAULT_READ_TIMEOUT_S = 300.0  # snapshots and creates of large images take a while
-CHUNK = 1 << 20
 # A request that may have reached the server: only idempotent calls repeat it.
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
              httpx.RemoteProtocolError, httpx.PoolTimeout)  # fmt: skip
@@ -151,11 +145,6 @@ class Call:
 # -- answers ------------------------------------------------------------------------------
 
 
-def raise_for_status(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        raise error_from(response.status_code, response.content)
-
-
 def abs_path(workdir: str, path: str) -> str:
     """Resolve ``path`` against the sandbox's workdir, as the embedded ``Files`` does."""
     if "\0" in path:
@@ -200,61 +189,79 @@ def stream_error(data: Any) -> SandboxError:
     return error_from(status, body.encode())
 
 
-# -- directories as tar streams -----------------------------------------------------------
+class CommandEvents:
+    """What the event stream of a background command said: its id, then its result or error.
 
-
-def pack_dir(local: str | Path, max_bytes: int) -> tuple[tempfile.SpooledTemporaryFile, int]:
-    """A tar of the contents of ``local`` (names relative to it) and its file bytes."""
-    local = Path(local)
-    if not local.is_dir():
-        raise SandboxFileError(f"{local} is not a local directory")
-    total = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
-    if total > max_bytes:
-        raise FileTooLargeError(
-            f"{local}: {total} bytes exceeds the {max_bytes}-byte cap (ALE_MAX_FILE_BYTES)"
-        )
-
-    def anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        # The server gives extracted files to the sandbox's user.
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
-    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-    with tarfile.open(fileobj=spool, mode="w") as tar:
-        for p in sorted(local.rglob("*")):
-            tar.add(p, arcname=p.relative_to(local).as_posix(), recursive=False, filter=anonymous)
-    return spool, total
-
-
-def replay(spool: io.IOBase) -> Callable[[], Iterator[bytes]]:
-    """A content factory over a spooled file: each call reads it again from the start."""
-
-    def chunks() -> Iterator[bytes]:
-        spool.seek(0)
-        while chunk := spool.read(CHUNK):
-            yield chunk
-
-    return chunks
-
-
-def unpack_dir(archive: io.IOBase, local: str | Path) -> int:
-    """Extract the server's tar of a directory (names relative to it) into ``local``.
-
-    Returns the bytes of the regular files extracted.
+    Both faces' command handles feed it the stream's lines; only how they wait differs.
     """
-    local = Path(local)
-    local.mkdir(parents=True, exist_ok=True)
-    archive.seek(0)
-    total = 0
-    with tarfile.open(fileobj=archive, mode="r:*") as tar:
-        for member in tar:
-            if posixpath.normpath(member.name) == ".":
-                continue
-            total += member.size if member.isfile() else 0
-            # The "data" filter refuses absolute paths, escapes and devices.
-            tar.extract(member, local, filter="data")
-    return total
+
+    def __init__(self) -> None:
+        self._parser = SseParser()
+        self.command_id: str | None = None
+        self.result: CommandResult | None = None
+        self.error: SandboxError | None = None
+
+    def feed(self, line: str) -> bool:
+        """Take one line; True when it completed the ``start`` event (the command runs)."""
+        event = self._parser.feed(line)
+        if event is None:
+            return False
+        name, data = event
+        if name == SSE_START:
+            self.command_id = data["command_id"]
+            return True
+        if name == SSE_EXIT:
+            self.result = CommandResult.model_validate(data)
+        elif name == SSE_ERROR:
+            self.error = stream_error(data)
+        return False
+
+    def end(self, error: SandboxError | None = None) -> None:
+        """The stream is over (``error``: it broke); a stream without a result is an error."""
+        if error is not None:
+            self.error = error
+        elif self.result is None and self.error is None:
+            self.error = ServerError("the command stream ended without an exit event")
+
+    @property
+    def failed_to_start(self) -> SandboxError | None:
+        """The error of a command that never started (raised at once, as embedded)."""
+        return self.error if self.command_id is None else None
+
+    def outcome(self) -> CommandResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+# -- what both faces of a remote sandbox hold -----------------------------------------------
+
+
+class RemoteState:
+    """A remote sandbox's identity and state, the same for the blocking and asyncio faces."""
+
+    def __init__(
+        self, target: Target, info: SandboxInfo, settings: SandboxSettings | None, detached: bool
+    ):
+        self.id = info.id
+        self.spec: SandboxSpec = info.spec
+        self.server = target.server
+        # The caller's settings: local caps such as ``max_file_bytes`` apply to transfers.
+        self.settings = settings or SandboxSettings()
+        self.detached = detached
+        self.closed = False
+
+    def abs_path(self, path: str) -> str:
+        return abs_path(self.spec.workdir, path)
+
+    def ensure_running(self) -> None:
+        if self.closed:
+            raise SandboxNotRunningError(f"sandbox {self.id} is closed")
+
+    def __repr__(self) -> str:
+        name, image = type(self).__name__, self.spec.image
+        return f"{name}({self.id!r}, image={image!r}, server={self.server!r})"
 
 
 # -- where the server is ------------------------------------------------------------------
@@ -270,6 +277,15 @@ class Target:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+def require_target(
+    server: str | None, token: str | None, settings: SandboxSettings | None
+) -> Target:
+    target = resolve_target(server, token, settings)
+    if target is None:
+        raise ValueError("no server: pass server= or set ALE_SERVER")
+    return target
 
 
 def resolve_target(

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from openale.sandbox.remote_core import (
+from openale.sandbox.remote.core import (
     API,
     CONNECT_TIMEOUT_S,
     Target,

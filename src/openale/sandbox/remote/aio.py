@@ -1,9 +1,8 @@
 """``AsyncRemoteSandbox``: the asyncio face of ``RemoteSandbox``.
 
-Same calls (``remote_calls``), same parsing and errors (``remote_core``) as
-the blocking face; only the transport is httpx's ``AsyncClient``, so thousands
-of concurrent commands need no threads. ``AsyncSandbox.create(spec,
-server=...)`` returns one.
+Same operations (``ops``: requests, parsing, errors) as the blocking face; only
+the transport is httpx's ``AsyncClient``, so thousands of concurrent commands
+need no threads. ``AsyncSandbox.create(spec, server=...)`` returns one.
 """
 
 from __future__ import annotations
@@ -12,31 +11,15 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from openale.sandbox import remote_calls as calls
-from openale.sandbox.errors import (
-    SandboxError,
-    SandboxNotFoundError,
-    SandboxNotRunningError,
-    SessionClosedError,
-)
+from openale.sandbox.errors import SandboxError, SessionClosedError
 from openale.sandbox.files import FileEntry
-from openale.sandbox.remote_core import (
-    CHUNK,
-    Call,
-    ServerError,
-    SseParser,
-    abs_path,
-    pack_dir,
-    replay,
-    resolve_target,
-    stream_error,
-    unpack_dir,
-)
-from openale.sandbox.remote_http import AsyncRemoteHttp
-from openale.sandbox.remote_ws import AsyncSessionSocket
+from openale.sandbox.remote import calls, ops
+from openale.sandbox.remote.core import Call, CommandEvents, RemoteState, require_target
+from openale.sandbox.remote.http import AsyncRemoteHttp
+from openale.sandbox.remote.tar import CHUNK, pack_dir, replay, unpack_dir
+from openale.sandbox.remote.ws import AsyncSessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
-from openale.server.schemas import SSE_ERROR, SSE_EXIT, SSE_START, ExistsResponse, SessionCreated
 
 
 class AsyncRemoteCommandHandle:
@@ -45,33 +28,24 @@ class AsyncRemoteCommandHandle:
     def __init__(self, sandbox: AsyncRemoteSandbox, call: Call, cmd: str):
         self._sb = sandbox
         self.cmd = cmd
-        self.command_id: str | None = None
         self._call = call
-        self._result: CommandResult | None = None
-        self._error: SandboxError | None = None
+        self._events = CommandEvents()
         self._started = asyncio.Event()
         self._task = asyncio.create_task(self._pump())
+
+    @property
+    def command_id(self) -> str | None:
+        return self._events.command_id
 
     async def _pump(self) -> None:
         try:
             async with self._sb._http.stream(self._call) as response:
-                parser = SseParser()
                 async for line in response.aiter_lines():
-                    event = parser.feed(line)
-                    if event is None:
-                        continue
-                    name, data = event
-                    if name == SSE_START:
-                        self.command_id = data["command_id"]
+                    if self._events.feed(line):
                         self._started.set()
-                    elif name == SSE_EXIT:
-                        self._result = CommandResult.model_validate(data)
-                    elif name == SSE_ERROR:
-                        self._error = stream_error(data)
-            if self._result is None and self._error is None:
-                self._error = ServerError("the command stream ended without an exit event")
+            self._events.end()
         except SandboxError as e:
-            self._error = e
+            self._events.end(e)
         finally:
             self._started.set()
 
@@ -85,19 +59,13 @@ class AsyncRemoteCommandHandle:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
             raise TimeoutError(f"command still running after {timeout}s: {self.cmd!r}") from None
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        return self._events.outcome()
 
     async def kill(self) -> None:
         """SIGKILL the command and everything it started."""
         await self._started.wait()
         if self.command_id is not None and not self.done:
-            try:
-                await self._sb._http.send(calls.interrupt_command(self._sb.id, self.command_id))
-            except SandboxNotFoundError:
-                pass  # it ended meanwhile: nothing left to kill, as embedded
+            await self._sb._http.run(ops.interrupt_command(self._sb.id, self.command_id))
 
 
 class AsyncRemoteCommands:
@@ -114,15 +82,17 @@ class AsyncRemoteCommands:
         user: str | None = None,
         background: bool = False,
     ) -> CommandResult | AsyncRemoteCommandHandle:
+        """Run ``cmd`` with ``sh -c``. ``background=True`` returns a handle once it started."""
         self._sb.ensure_running()
-        call = calls.run(self._sb.id, cmd, timeout, env, cwd, user, stream=background)
-        if background:
-            handle = AsyncRemoteCommandHandle(self._sb, call, cmd)
-            await handle._started.wait()
-            if handle.command_id is None and handle._error is not None:
-                raise handle._error
-            return handle
-        return CommandResult.model_validate(await self._sb._http.json(call))
+        options = {"timeout": timeout, "env": env, "cwd": cwd, "user": user}
+        if not background:
+            return await self._sb._http.run(ops.run(self._sb.id, cmd, **options))
+        call = calls.run(self._sb.id, cmd, **options, stream=True)
+        handle = AsyncRemoteCommandHandle(self._sb, call, cmd)
+        await handle._started.wait()
+        if error := handle._events.failed_to_start:
+            raise error
+        return handle
 
 
 class AsyncRemoteSession:
@@ -137,75 +107,85 @@ class AsyncRemoteSession:
         call = calls.session_run(self._sb.id, self.id, cmd, timeout)
         try:
             result = await self._socket.run(call.json, call.read_timeout)
-            if result is None:
-                result = CommandResult.model_validate(await self._sb._http.json(call))
+            return result if result is not None else await self._sb._http.run(ops.session_run(call))
         except SessionClosedError:
             self.closed = True
             raise
-        return result
 
     async def interrupt(self) -> None:
-        await self._sb._http.send(calls.session_interrupt(self._sb.id, self.id))
+        await self._sb._http.run(ops.session_interrupt(self._sb.id, self.id))
+
+    async def ended(self) -> None:
+        """The shell is gone (its sandbox restarted): release the socket, send nothing."""
+        self.closed = True
+        await self._socket.close()
 
     async def close(self) -> None:
-        await self._socket.close()
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            await self._sb._http.send(calls.session_delete(self._sb.id, self.id))
-        except (SessionClosedError, SandboxNotRunningError):
-            pass
-        except SandboxError as e:
-            if e.status_code != 404:
-                raise
+        was_closed = self.closed
+        await self.ended()
+        if not was_closed:
+            await self._sb._http.run(ops.session_delete(self._sb.id, self.id))
+
+    async def __aenter__(self) -> AsyncRemoteSession:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
 
 
 class AsyncRemoteSessions:
     def __init__(self, sandbox: AsyncRemoteSandbox):
         self._sb = sandbox
+        self._open: list[AsyncRemoteSession] = []
 
     async def create(
         self, *, cwd: str | None = None, env: dict[str, str] | None = None, user: str | None = None
     ) -> AsyncRemoteSession:
         self._sb.ensure_running()
-        answer = await self._sb._http.json(calls.session_create(self._sb.id, cwd, env, user))
-        return AsyncRemoteSession(self._sb, SessionCreated.model_validate(answer).session_id)
+        session_id = await self._sb._http.run(ops.session_create(self._sb.id, cwd, env, user))
+        session = AsyncRemoteSession(self._sb, session_id)
+        self._open.append(session)
+        return session
+
+    async def ended(self) -> None:
+        """Every shell died with a restart of the sandbox: close their sockets too."""
+        for s in self._open:
+            await s.ended()
+        self._open.clear()
 
 
 class AsyncRemoteFiles:
     def __init__(self, sandbox: AsyncRemoteSandbox):
         self._sb = sandbox
-
-    def _abs(self, path: str) -> str:
-        return abs_path(self._sb.spec.workdir, path)
+        self._http = sandbox._http
 
     async def write(self, path: str, data: bytes | str, mode: int | None = None) -> None:
-        payload = data.encode() if isinstance(data, str) else bytes(data)
-        await self._sb._http.send(calls.file_write(self._sb.id, self._abs(path), payload, mode))
+        await self._http.run(ops.file_write(self._sb.id, self._sb.abs_path(path), data, mode))
 
     async def read(self, path: str) -> bytes:
-        return (await self._sb._http.send(calls.file_read(self._sb.id, self._abs(path)))).content
+        return await self._http.run(ops.file_read(self._sb.id, self._sb.abs_path(path)))
 
     async def exists(self, path: str) -> bool:
-        answer = await self._sb._http.json(calls.file_exists(self._sb.id, self._abs(path)))
-        return ExistsResponse.model_validate(answer).exists
+        return await self._http.run(ops.file_exists(self._sb.id, self._sb.abs_path(path)))
+
+    async def stat(self, path: str) -> FileEntry | None:
+        return await self._http.run(ops.file_stat(self._sb.id, self._sb.abs_path(path)))
 
     async def list(self, path: str = ".", depth: int = 1) -> list[FileEntry]:
-        rows = await self._sb._http.json(calls.file_list(self._sb.id, self._abs(path), depth))
-        return [FileEntry.model_validate(row) for row in rows]
+        return await self._http.run(ops.file_list(self._sb.id, self._sb.abs_path(path), depth))
 
     async def upload_dir(self, local: str | Path, remote: str) -> int:
-        spool, total = await asyncio.to_thread(pack_dir, local, SandboxSettings().max_file_bytes)
+        limit = self._sb.settings.max_file_bytes
+        spool, total = await asyncio.to_thread(pack_dir, local, limit)
         with spool:
-            call = calls.archive_put(self._sb.id, self._abs(remote), replay(spool))
-            await self._sb._http.send(call)
+            call = calls.archive_put(self._sb.id, self._sb.abs_path(remote), replay(spool))
+            await self._http.send(call)
         return total
 
     async def download_dir(self, remote: str, local: str | Path) -> int:
-        remote = self._abs(remote)
+        call = calls.archive_get(self._sb.id, self._sb.abs_path(remote))
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
-            async with self._sb._http.stream(calls.archive_get(self._sb.id, remote)) as response:
+            async with self._http.stream(call) as response:
                 async for chunk in response.aiter_bytes(CHUNK):
                     spool.write(chunk)
             return await asyncio.to_thread(unpack_dir, spool, local)
@@ -214,22 +194,22 @@ class AsyncRemoteFiles:
 def _http(
     server: str | None, token: str | None, settings: SandboxSettings | None
 ) -> AsyncRemoteHttp:
-    target = resolve_target(server, token, settings)
-    if target is None:
-        raise ValueError("no server: pass server= or set ALE_SERVER")
-    return AsyncRemoteHttp(target)
+    return AsyncRemoteHttp(require_target(server, token, settings))
 
 
-class AsyncRemoteSandbox:
+class AsyncRemoteSandbox(RemoteState):
     """A sandbox on a control plane, from asyncio (``AsyncSandbox.create(spec, server=URL)``)."""
 
-    def __init__(self, http: AsyncRemoteHttp, info: SandboxInfo, *, detached: bool):
+    def __init__(
+        self,
+        http: AsyncRemoteHttp,
+        info: SandboxInfo,
+        *,
+        detached: bool,
+        settings: SandboxSettings | None = None,
+    ):
+        super().__init__(http.target, info, settings, detached)
         self._http = http
-        self.id = info.id
-        self.spec = info.spec
-        self.server = http.target.server
-        self.detached = detached
-        self.closed = False
         self.commands = AsyncRemoteCommands(self)
         self.sessions = AsyncRemoteSessions(self)
         self.files = AsyncRemoteFiles(self)
@@ -247,9 +227,10 @@ class AsyncRemoteSandbox:
         idempotency_key: str | None = None,
         **fields,
     ) -> AsyncRemoteSandbox:
+        """Start a sandbox on the server; ``envhub="name@version"`` uses an EnvHub image."""
         http = _http(server, token, settings)
-        answer = await http.json(calls.create(spec, fields, envhub, idempotency_key))
-        return cls(http, SandboxInfo.model_validate(answer), detached=detach)
+        info = await http.run(ops.create(spec, fields, envhub, idempotency_key))
+        return cls(http, info, detached=detach, settings=settings)
 
     @classmethod
     async def attach(
@@ -260,9 +241,9 @@ class AsyncRemoteSandbox:
         token: str | None = None,
         settings: SandboxSettings | None = None,
     ) -> AsyncRemoteSandbox:
+        """A handle on an existing sandbox of this token's owner."""
         http = _http(server, token, settings)
-        info = SandboxInfo.model_validate(await http.json(calls.get(sandbox_id)))
-        return cls(http, info, detached=True)
+        return cls(http, await http.run(ops.get(sandbox_id)), detached=True, settings=settings)
 
     @classmethod
     async def list(
@@ -273,8 +254,7 @@ class AsyncRemoteSandbox:
         settings: SandboxSettings | None = None,
         all_owners: bool = False,
     ) -> list[SandboxInfo]:
-        rows = await _http(server, token, settings).json(calls.list_all(all_owners))
-        return [SandboxInfo.model_validate(r) for r in rows]
+        return await _http(server, token, settings).run(ops.list_all(all_owners))
 
     @classmethod
     async def fork(
@@ -288,44 +268,45 @@ class AsyncRemoteSandbox:
         settings: SandboxSettings | None = None,
         **overrides,
     ) -> list[AsyncRemoteSandbox]:
-        if n < 1:
-            raise ValueError("n must be at least 1")
+        """Start ``n`` sandboxes from a snapshot on the server."""
         http = _http(server, token, settings)
-        snap_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
-        rows = await http.json(calls.fork(snap_id, n, overrides))
-        return [cls(http, SandboxInfo.model_validate(r), detached=detach) for r in rows]
+        infos = await http.run(ops.fork(snapshot, n, overrides))
+        return [cls(http, info, detached=detach, settings=settings) for info in infos]
+
+    @classmethod
+    async def delete_snapshot(
+        cls,
+        snapshot: Snapshot | str,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+        settings: SandboxSettings | None = None,
+    ) -> None:
+        await _http(server, token, settings).run(ops.delete_snapshot(snapshot))
 
     async def snapshot(self) -> Snapshot:
+        """Commit the filesystem to an image on the server."""
         self.ensure_running()
-        return Snapshot.model_validate(await self._http.json(calls.snapshot(self.id)))
+        return await self._http.run(ops.snapshot(self.id))
 
     async def info(self) -> SandboxInfo:
-        return SandboxInfo.model_validate(await self._http.json(calls.get(self.id)))
+        return await self._http.run(ops.get(self.id))
 
     async def restart(self) -> None:
+        """Kill every process in the sandbox (sessions included) and start it again."""
         self.ensure_running()
-        await self._http.send(calls.restart(self.id))
-
-    def ensure_running(self) -> None:
-        if self.closed:
-            raise SandboxNotRunningError(f"sandbox {self.id} is closed")
+        await self._http.run(ops.restart(self.id))
+        await self.sessions.ended()
 
     async def close(self) -> None:
         """Stop and delete the sandbox. Idempotent."""
         if self.closed:
             return
         self.closed = True
-        try:
-            await self._http.send(calls.delete(self.id))
-        except SandboxError as e:
-            if e.status_code != 404:
-                raise
+        await self._http.run(ops.delete(self.id))
 
     async def __aenter__(self) -> AsyncRemoteSandbox:
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"AsyncRemoteSandbox({self.id!r}, image={self.spec.image!r}, server={self.server!r})"

@@ -1,8 +1,8 @@
 """Every route of the control plane's REST contract as a ``Call`` (``notes/API.md``).
 
-The blocking and the asyncio remote sandboxes send exactly these; only the
-transport differs. Bodies are checked against the server's own schemas
-(``openale.server.schemas``) before they leave, so a bad argument fails here
+The blocking and the asyncio remote sandboxes send exactly these (through
+``ops``); only the transport differs. Bodies are checked against the wire
+schemas the server validates with (``wire``) before they leave, so a bad argument fails here
 with the same ``InvalidSpecError`` the server would answer.
 """
 
@@ -15,15 +15,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from openale.sandbox.errors import InvalidSpecError
-from openale.sandbox.remote_core import API, Call
-from openale.sandbox.spec import SandboxSpec, as_spec
-from openale.server.schemas import (
+from openale.sandbox.remote.core import API, Call
+from openale.sandbox.remote.wire import (
     IDEMPOTENCY_HEADER,
     CommandRequest,
     ForkRequest,
     SessionCreateRequest,
     SessionRunRequest,
 )
+from openale.sandbox.spec import SandboxSpec, as_spec
 
 # Added to a command's own timeout, so the server answers before the client gives up.
 READ_MARGIN_S = 60.0
