@@ -28,8 +28,8 @@ from openale.sandbox import CommandResult, SessionClosedError
 from openale.sandbox.session import SESSION_ENV, ansi_c_quote
 from openale.sandbox.streams import CappedBuffer, EndMarkers
 
-INTERRUPT_GRACE_S = 2.0  # after SIGINT, before SIGKILL
-KILL_GRACE_S = 2.0  # SIGKILL rounds before the shell itself is restarted
+SHELL_INTERRUPT_GRACE_S = 2.0  # after SIGINT, before SIGKILL
+SHELL_KILL_GRACE_S = 2.0  # SIGKILL rounds before the shell itself is restarted
 
 
 class PathOutsideWorkspaceError(PermissionError):
@@ -212,7 +212,10 @@ class _LocalShell:
 
     def _stop(self, before: set[int], out: CappedBuffer) -> int | None:
         """SIGINT the command's process groups, then SIGKILL them; None if the shell hangs."""
-        for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
+        for sig, grace in (
+            (signal.SIGINT, SHELL_INTERRUPT_GRACE_S),
+            (signal.SIGKILL, SHELL_KILL_GRACE_S),
+        ):
             end = time.monotonic() + grace
             while time.monotonic() < end:
                 for group in self._job_groups() - before:

@@ -31,7 +31,7 @@ class AgentResult(BaseModel):
 
 
 @runtime_checkable
-class Agent(Protocol):
+class TaskAgent(Protocol):
     name: str
     model: str | None
 
@@ -88,7 +88,7 @@ class NopAgent:
 BUILTIN_AGENTS: dict[str, type] = {"oracle": OracleAgent, "nop": NopAgent}
 
 
-def load_agent(spec: str, **kwargs) -> Agent:
+def load_agent(spec: str, **kwargs) -> TaskAgent:
     """``oracle``, ``nop``, ``openale``, or ``package.module:ClassName`` (kwargs go to it)."""
     if spec in BUILTIN_AGENTS:
         return BUILTIN_AGENTS[spec]()
@@ -104,6 +104,6 @@ def load_agent(spec: str, **kwargs) -> Agent:
     except (ImportError, AttributeError) as e:
         raise ValueError(f"cannot import agent {spec!r}: {e}") from None
     agent = cls(**kwargs)
-    if not isinstance(agent, Agent):
+    if not isinstance(agent, TaskAgent):
         raise ValueError(f"{spec} is not an agent: it needs `name`, `model` and `run(...)`")
     return agent

@@ -10,7 +10,7 @@ and oracle trajectories. An episode has five stages, each timed:
   from the caller's factory (e.g. a fork of a snapshot);
 - ``prepare``: an optional step in the agent's environment before the agent
   (e.g. replaying an expert prefix, whose shell state the agent then inherits);
-- ``agent``: any bench ``Agent`` acts (the openale loop with any model and
+- ``agent``: any bench ``TaskAgent`` acts (the openale loop with any model and
   action format, a scripted policy, the oracle, ...); it never sees the tests;
 - ``verify``: the tests are copied in and run (``tasks.verifier.verify``).
 
@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openale.agent.environment import SandboxEnvironment
 from openale.agent.trajectory import Trajectory
-from openale.bench.agents import Agent, AgentResult
+from openale.bench.agents import AgentResult, TaskAgent
 from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec
 from openale.sandbox.runtime import DockerRuntime
 from openale.tasks.environment import EnvironmentBuilder
@@ -128,7 +128,7 @@ class EpisodeRunner:
     def run(
         self,
         task: Task,
-        agent: Agent,
+        agent: TaskAgent,
         *,
         sandbox: SandboxFactory | None = None,
         prepare: Prepare | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from openale.bench.agents import Agent
+from openale.bench.agents import TaskAgent
 from openale.bench.episode import EpisodeRunner
 from openale.bench.trial import TrialResult, run_trial
 from openale.sandbox.settings import SandboxSettings
@@ -36,7 +36,7 @@ class BenchRun:
     def __init__(
         self,
         tasks: list[Task],
-        agent_factory: Callable[[], Agent],
+        agent_factory: Callable[[], TaskAgent],
         out_dir: Path,
         *,
         attempts: int = 1,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from openale.bench.agents import Agent
+from openale.bench.agents import TaskAgent
 from openale.bench.episode import EpisodeRunner
 from openale.tasks.model import Task
 
@@ -46,7 +46,7 @@ def trial_dir(out_dir: Path, task: Task, attempt: int) -> Path:
 
 
 def run_trial(
-    task: Task, agent: Agent, attempt: int, out_dir: Path, runner: EpisodeRunner
+    task: Task, agent: TaskAgent, attempt: int, out_dir: Path, runner: EpisodeRunner
 ) -> TrialResult:
     """Run one agent on one task once. Harness failures become ``error``, never a pass."""
     logs = trial_dir(out_dir, task, attempt)

@@ -14,12 +14,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from openale.cli.common import UsageError, console, err_console, user_errors
+from openale.cli.common import JsonFlag, UsageError, console, err_console, user_errors
 from openale.sandbox.envhub import Env, EnvHub, parse_ref
 
 envs_app = typer.Typer(help="Register, build and list environments (EnvHub).", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 NameArg = Annotated[str, typer.Argument(help="NAME, or NAME@VERSION.")]
 VersionArg = Annotated[str | None, typer.Argument(help="VERSION (unless NAME@VERSION).")]
 

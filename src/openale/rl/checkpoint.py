@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT = 1
+CHECKPOINT_FORMAT = 1
 WEIGHTS_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
@@ -102,7 +102,7 @@ def save_checkpoint(
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
         torch.save(rng_state(), tmp / RNG_FILE)
         state = {
-            "format": FORMAT,
+            "format": CHECKPOINT_FORMAT,
             "version": int(version),
             "extra": extra or {},
             "meta": meta or {},
@@ -139,9 +139,9 @@ def load_checkpoint(
     if missing:
         raise CheckpointError(f"{directory} is not a complete trainer checkpoint: no {missing}")
     state = json.loads((directory / STATE_FILE).read_text())
-    if state.get("format") != FORMAT:
+    if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{directory}: checkpoint format {state.get('format')}, want {FORMAT}"
+            f"{directory}: checkpoint format {state.get('format')}, want {CHECKPOINT_FORMAT}"
         )
 
     saved = load_file(str(directory / WEIGHTS_FILE))

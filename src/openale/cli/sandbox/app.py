@@ -12,7 +12,6 @@ from openale.sandbox import InvalidSpecError
 sandbox_app = typer.Typer(help="Create, use and clean up sandboxes.", no_args_is_help=True)
 
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 EnvFlag = Annotated[
     list[str] | None,
     typer.Option("--env", "-e", help="K=V (or K to copy the local value); repeatable."),

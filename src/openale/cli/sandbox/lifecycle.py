@@ -15,8 +15,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from openale.cli.common import UsageError, console, print_error, user_errors
-from openale.cli.sandbox.app import EnvFlag, JsonFlag, parse_env, sandbox_app
+from openale.cli.common import JsonFlag, UsageError, console, print_error, user_errors
+from openale.cli.sandbox.app import EnvFlag, parse_env, sandbox_app
 from openale.sandbox import Sandbox, SandboxError, SandboxInfo, SandboxSettings, SandboxSpec, gc
 
 

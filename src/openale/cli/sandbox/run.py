@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from openale.cli.common import err_console, user_errors
-from openale.cli.sandbox.app import EnvFlag, JsonFlag, parse_env, sandbox_app
+from openale.cli.common import JsonFlag, err_console, user_errors
+from openale.cli.sandbox.app import EnvFlag, parse_env, sandbox_app
 from openale.sandbox import Sandbox
 from openale.sandbox.terminal import write_stream
 

@@ -16,7 +16,7 @@ from openale.sandbox.files import FileEntry
 from openale.sandbox.remote import calls, ops
 from openale.sandbox.remote.core import Call, CommandEvents, RemoteState, require_target
 from openale.sandbox.remote.http import AsyncRemoteHttp
-from openale.sandbox.remote.tar import CHUNK, pack_dir, replay, unpack_dir
+from openale.sandbox.remote.tar import CHUNK, pack_dir, rereadable, unpack_dir
 from openale.sandbox.remote.ws import AsyncSessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
@@ -178,7 +178,7 @@ class AsyncRemoteFiles:
         limit = self._sb.settings.max_file_bytes
         spool, total = await asyncio.to_thread(pack_dir, local, limit)
         with spool:
-            call = calls.archive_put(self._sb.id, self._sb.abs_path(remote), replay(spool))
+            call = calls.archive_put(self._sb.id, self._sb.abs_path(remote), rereadable(spool))
             await self._http.send(call)
         return total
 

@@ -28,7 +28,7 @@ from openale.sandbox.remote import calls, ops
 from openale.sandbox.remote.core import Call, CommandEvents, RemoteState, require_target
 from openale.sandbox.remote.http import RemoteHttp
 from openale.sandbox.remote.shell import attach_shell
-from openale.sandbox.remote.tar import CHUNK, pack_dir, replay, unpack_dir
+from openale.sandbox.remote.tar import CHUNK, pack_dir, rereadable, unpack_dir
 from openale.sandbox.remote.ws import SessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
@@ -225,7 +225,7 @@ class RemoteFiles:
         """Copy the contents of a local directory into ``remote``; returns bytes sent."""
         spool, total = pack_dir(local, self._sb.settings.max_file_bytes)
         with spool:
-            call = calls.archive_put(self._sb.id, self._sb.abs_path(remote), replay(spool))
+            call = calls.archive_put(self._sb.id, self._sb.abs_path(remote), rereadable(spool))
             self._http.send(call)
         return total
 

@@ -38,7 +38,7 @@ def pack_dir(local: str | Path, max_bytes: int) -> tuple[tempfile.SpooledTempora
     return spool, total
 
 
-def replay(spool: io.IOBase) -> Callable[[], Iterator[bytes]]:
+def rereadable(spool: io.IOBase) -> Callable[[], Iterator[bytes]]:
     """A content factory over a spooled file: each call reads it again from the start."""
 
     def chunks() -> Iterator[bytes]:

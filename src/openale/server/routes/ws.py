@@ -85,10 +85,10 @@ async def session_socket(websocket: WebSocket, sandbox_id: str, session_id: str)
         return
     await websocket.accept()
     _audit(st, who, sandbox_id, "session.connect", 101, started, session=session_id)
-    await SessionSocket(st, websocket, secret, sandbox_id, session_id).serve()
+    await ServedSessionSocket(st, websocket, secret, sandbox_id, session_id).serve()
 
 
-class SessionSocket:
+class ServedSessionSocket:
     """One accepted socket: reads messages, runs one command at a time, answers each run."""
 
     def __init__(
