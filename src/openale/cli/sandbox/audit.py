@@ -17,6 +17,7 @@ from rich.table import Table
 from openale.cli.common import console, user_errors
 from openale.cli.sandbox.app import sandbox_app
 from openale.sandbox import AuditEvent, AuditLog, SandboxError, SandboxSettings
+from openale.sandbox.settings import is_remote
 
 
 @sandbox_app.command()
@@ -29,10 +30,15 @@ def audit(
     ] = False,
 ) -> None:
     """Show a sandbox's audit log: lifecycle, commands with exit codes, file operations."""
-    log = AuditLog(SandboxSettings().audit_dir)
+    settings = SandboxSettings()
+    log = AuditLog(settings.audit_dir)
     with user_errors():
         if not log.path(sandbox_id).exists():
-            raise SandboxError(f"no audit log for {sandbox_id!r} in {log.directory}")
+            where = f"in {log.directory}"
+            if is_remote(None, settings):
+                # A control plane keeps its own audit (who, route, status), not this file.
+                where += f"; the server's audit is GET {settings.server}/v1/audit?sandbox=ID"
+            raise SandboxError(f"no audit log for {sandbox_id!r} {where}")
     if follow:
         with contextlib.suppress(KeyboardInterrupt):
             for event in _tail(log.path(sandbox_id)):
