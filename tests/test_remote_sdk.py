@@ -19,6 +19,7 @@ import pytest
 from websockets.protocol import State
 
 from openale.sandbox import (
+    AnyAsyncSandbox,
     AnySandbox,
     AsyncSandbox,
     FileTooLargeError,
@@ -247,7 +248,7 @@ def test_settings_from_environment(server, token, monkeypatch):
 def test_async_api(server, token, tmp_path):
     async def main():
         async with await AsyncSandbox.create(SPEC, server=server.url, token=token) as sb:
-            assert isinstance(sb, AsyncRemoteSandbox)
+            assert isinstance(sb, AsyncRemoteSandbox) and isinstance(sb, AnyAsyncSandbox)
             results = await asyncio.gather(*(sb.commands.run(f"echo {i}") for i in range(8)))
             assert [r.stdout for r in results] == [f"{i}\n" for i in range(8)]
             shell = await sb.sessions.create()

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from openale.sandbox import AsyncSandbox, Sandbox, SandboxSpec
+from openale.sandbox import AnyAsyncSandbox, AnySandbox, AsyncSandbox, Sandbox, SandboxSpec
 from tests.conftest import BASE_IMAGE
 
 
@@ -38,6 +38,7 @@ def test_16_sandboxes_by_50_commands_lose_and_mix_nothing(engine):
 async def test_async_api_mirrors_the_sync_one(engine):
     async def one(i: int) -> tuple[str, str, bytes, int]:
         async with await AsyncSandbox.create(SandboxSpec(image=BASE_IMAGE)) as sb:
+            assert isinstance(sb, AnyAsyncSandbox) and not isinstance(sb, AnySandbox)
             shell = await sb.sessions.create()
             await shell.run(f"cd /tmp && N={i}")
             out = (await shell.run("echo $N $(pwd)")).output

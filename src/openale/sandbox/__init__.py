@@ -21,7 +21,7 @@ from openale.sandbox.errors import (
     SessionClosedError,
 )
 from openale.sandbox.files import FileEntry
-from openale.sandbox.protocol import AnySandbox
+from openale.sandbox.protocol import AnyAsyncSandbox, AnySandbox
 from openale.sandbox.reaper import gc
 from openale.sandbox.sandbox import Sandbox
 from openale.sandbox.session import Session
@@ -30,6 +30,7 @@ from openale.sandbox.snapshots import delete_snapshot, load_snapshot
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
 __all__ = [
+    "AnyAsyncSandbox",
     "AnySandbox",
     "AsyncSandbox",
     "AuditEvent",

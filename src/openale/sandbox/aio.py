@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from openale.sandbox.commands import CommandHandle
 from openale.sandbox.files import FileEntry
+from openale.sandbox.protocol import AnyAsyncSandbox
 from openale.sandbox.sandbox import Sandbox
 from openale.sandbox.session import Session
 from openale.sandbox.settings import SandboxSettings, is_remote
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
-
-if TYPE_CHECKING:
-    from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
 _run = asyncio.to_thread
 
@@ -83,6 +80,12 @@ class AsyncSession:
     async def close(self) -> None:
         await _run(self._session.close)
 
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
 
 class AsyncSessions:
     def __init__(self, sandbox: Sandbox):
@@ -141,7 +144,7 @@ class AsyncSandbox:
         server: str | None = None,
         token: str | None = None,
         **fields,
-    ) -> AsyncSandbox | AsyncRemoteSandbox:
+    ) -> AnyAsyncSandbox:
         """Start a sandbox; with ``server=`` (or ``ALE_SERVER``) on that control plane."""
         if is_remote(server, settings):
             from openale.sandbox.remote.aio import AsyncRemoteSandbox
@@ -159,7 +162,7 @@ class AsyncSandbox:
         *,
         server: str | None = None,
         token: str | None = None,
-    ) -> AsyncSandbox | AsyncRemoteSandbox:
+    ) -> AnyAsyncSandbox:
         if is_remote(server, settings):
             from openale.sandbox.remote.aio import AsyncRemoteSandbox
 
@@ -193,7 +196,7 @@ class AsyncSandbox:
         server: str | None = None,
         token: str | None = None,
         **overrides,
-    ) -> list[AsyncSandbox] | list[AsyncRemoteSandbox]:
+    ) -> list[AnyAsyncSandbox]:
         if is_remote(server, settings):
             from openale.sandbox.remote.aio import AsyncRemoteSandbox
 

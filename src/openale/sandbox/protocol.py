@@ -1,7 +1,8 @@
 """``AnySandbox``: the one sandbox type, whether it runs embedded or on a control plane.
 
 ``Sandbox.create/attach/fork`` return it; the embedded ``Sandbox`` and the
-remote ``RemoteSandbox`` both satisfy it, so callers (the CLI, tasks, agents)
+remote ``RemoteSandbox`` both satisfy it (``AnyAsyncSandbox`` is its asyncio
+face, satisfied by ``AsyncSandbox`` and ``AsyncRemoteSandbox``), so callers (the CLI, tasks, agents)
 never branch on the concrete class. It is a ``Protocol`` rather than a base
 class: the two implementations share no code worth inheriting (one drives the
 engine, the other HTTP), and a structural type keeps the remote SDK free of the
@@ -117,3 +118,94 @@ class AnySandbox(Protocol):
     def __enter__(self) -> AnySandbox: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+# -- the asyncio face: the same operations, awaited ------------------------------------
+
+
+class AsyncRunningCommand(Protocol):
+    cmd: str
+
+    @property
+    def done(self) -> bool: ...
+
+    async def wait(self, timeout: float | None = None) -> CommandResult: ...
+
+    async def kill(self) -> None: ...
+
+
+class AsyncCommandsAPI(Protocol):
+    async def run(
+        self,
+        cmd: str,
+        *,
+        timeout: float | None = 600.0,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        background: bool = False,
+    ) -> CommandResult | AsyncRunningCommand: ...
+
+
+class AsyncShellSession(Protocol):
+    id: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def run(self, cmd: str, timeout: float | None = 120.0) -> CommandResult: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class AsyncSessionsAPI(Protocol):
+    async def create(
+        self, *, cwd: str | None = None, env: dict[str, str] | None = None, user: str | None = None
+    ) -> AsyncShellSession: ...
+
+
+class AsyncFilesAPI(Protocol):
+    async def write(self, path: str, data: bytes | str, mode: int | None = None) -> None: ...
+
+    async def read(self, path: str) -> bytes: ...
+
+    async def exists(self, path: str) -> bool: ...
+
+    async def stat(self, path: str) -> FileEntry | None: ...
+
+    async def list(self, path: str = ".", depth: int = 1) -> list[FileEntry]: ...
+
+    async def upload_dir(self, local: str | Path, remote: str) -> int: ...
+
+    async def download_dir(self, remote: str, local: str | Path) -> int: ...
+
+
+@runtime_checkable
+class AnyAsyncSandbox(Protocol):
+    """``AnySandbox`` for asyncio: what ``AsyncSandbox.create/attach/fork`` return."""
+
+    id: str
+    spec: SandboxSpec
+
+    @property
+    def commands(self) -> AsyncCommandsAPI: ...
+
+    @property
+    def sessions(self) -> AsyncSessionsAPI: ...
+
+    @property
+    def files(self) -> AsyncFilesAPI: ...
+
+    async def info(self) -> SandboxInfo: ...
+
+    async def snapshot(self) -> Snapshot: ...
+
+    async def restart(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> AnyAsyncSandbox: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
