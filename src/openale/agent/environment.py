@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from openale.sandbox import CommandResult, Sandbox, Session
+from openale.sandbox import AnySandbox, CommandResult
+from openale.sandbox.protocol import ShellSession
 
 
 @runtime_checkable
@@ -29,13 +30,13 @@ class Environment(Protocol):
 class SandboxEnvironment:
     """Tools acting inside a sandbox through one persistent shell session."""
 
-    def __init__(self, sandbox: Sandbox):
+    def __init__(self, sandbox: AnySandbox):
         self.sandbox = sandbox
         self.workdir = sandbox.spec.workdir
-        self._session: Session | None = None
+        self._session: ShellSession | None = None
 
     @property
-    def session(self) -> Session:
+    def session(self) -> ShellSession:
         if self._session is None or self._session.closed:
             self._session = self.sandbox.sessions.create()
         return self._session

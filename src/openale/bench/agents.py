@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from openale.agent.trajectory import Outcome, Trajectory
-from openale.sandbox import Sandbox
+from openale.sandbox import AnySandbox
 from openale.tasks.model import Task
 
 
@@ -36,7 +36,7 @@ class TaskAgent(Protocol):
     model: str | None
 
     def run(
-        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+        self, task: Task, sandbox: AnySandbox, *, timeout: float, logs_dir: Path | None
     ) -> AgentResult:
         """Act on ``task.instruction`` inside ``sandbox`` for at most ``timeout`` seconds."""
 
@@ -48,7 +48,7 @@ class OracleAgent:
     model: str | None = None
 
     def run(
-        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+        self, task: Task, sandbox: AnySandbox, *, timeout: float, logs_dir: Path | None
     ) -> AgentResult:
         started = time.monotonic()
         if task.solution is None:
@@ -80,7 +80,7 @@ class NopAgent:
     model: str | None = None
 
     def run(
-        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+        self, task: Task, sandbox: AnySandbox, *, timeout: float, logs_dir: Path | None
     ) -> AgentResult:
         return AgentResult()
 

@@ -33,13 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from openale.agent.environment import SandboxEnvironment
 from openale.agent.trajectory import Trajectory
 from openale.bench.agents import AgentResult, TaskAgent
-from openale.sandbox import Sandbox, SandboxSettings, SandboxSpec
+from openale.sandbox import AnySandbox, Sandbox, SandboxSettings, SandboxSpec
 from openale.sandbox.runtime import DockerRuntime
 from openale.tasks.environment import EnvironmentBuilder
 from openale.tasks.model import Task
 from openale.tasks.verifier import VerifierResult, verify
 
-SandboxFactory = Callable[[], Sandbox]
+SandboxFactory = Callable[[], AnySandbox]
 Prepare = Callable[[SandboxEnvironment], None]
 
 
@@ -120,7 +120,7 @@ class EpisodeRunner:
             cpus = self._engine_cpus
         return task_spec(task, image, self._workdir(image), cpus)
 
-    def sandbox(self, task: Task) -> Sandbox:
+    def sandbox(self, task: Task) -> AnySandbox:
         """A fresh sandbox of the task's environment (the image is built first if needed)."""
         image, _, _ = self.image(task)
         return Sandbox.create(self.spec(task, image), settings=self.settings)

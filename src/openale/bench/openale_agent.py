@@ -22,7 +22,7 @@ from openale.agent.tools.base import ToolRegistry
 from openale.agent.tools.builtin import default_tools
 from openale.agent.trajectory import ActionFormat, Trajectory, save
 from openale.bench.agents import AgentResult
-from openale.sandbox import Sandbox
+from openale.sandbox import AnySandbox
 from openale.tasks.model import Task
 
 
@@ -63,7 +63,7 @@ class LoopAgent:
     def run(
         self,
         task: Task,
-        sandbox: Sandbox,
+        sandbox: AnySandbox,
         *,
         timeout: float,
         logs_dir: Path | None,
@@ -126,7 +126,7 @@ class OpenaleAgent:
         return self.model
 
     def run(
-        self, task: Task, sandbox: Sandbox, *, timeout: float, logs_dir: Path | None
+        self, task: Task, sandbox: AnySandbox, *, timeout: float, logs_dir: Path | None
     ) -> AgentResult:
         llm = make_model(self._model_spec(task), base_url=self.base_url)
         config = self.config.model_copy(update={"max_time_s": timeout})  # the task's budget

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from openale.sandbox import Sandbox, SandboxError
+from openale.sandbox import AnySandbox, SandboxError
 from openale.tasks.model import Task
 
 REWARD_DIR = "/logs/verifier"
@@ -66,7 +66,7 @@ def _parse_reward(text: str, source: str) -> tuple[float, dict]:
     return float(text.strip()), {}
 
 
-def verify(task: Task, sandbox: Sandbox, *, log_path: Path | None = None) -> VerifierResult:
+def verify(task: Task, sandbox: AnySandbox, *, log_path: Path | None = None) -> VerifierResult:
     """Copy the tests in, run them with the task's timeout, and read the reward."""
     started = time.monotonic()
     result = _verify(task, sandbox)
@@ -77,7 +77,7 @@ def verify(task: Task, sandbox: Sandbox, *, log_path: Path | None = None) -> Ver
     return result
 
 
-def _verify(task: Task, sandbox: Sandbox) -> VerifierResult:
+def _verify(task: Task, sandbox: AnySandbox) -> VerifierResult:
     timeout = task.config.verifier.timeout_sec
     # Whatever the agent left at these paths (a forged reward, fake tests) goes.
     prep = sandbox.commands.run(
