@@ -1,7 +1,8 @@
 """Layers point one way: a module may import only from its own layer and the layers below.
 
 sandbox <- tasks <- agent <- bench <- rl, data (rl and data are siblings); the
-server sits on the sandbox; the CLI and the web UI sit on top. Every
+server sits on the sandbox; safety sits on the agent layer and under the bench;
+the CLI and the web UI sit on top. Every
 ``import`` counts, including those inside functions, so a lazy import cannot
 hide an upward edge. A new top-level package must be given its place here.
 """
@@ -15,17 +16,20 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
-# What each top-level package may import besides itself.
+# What each top-level package may import besides itself. Safety reads the audit
+# log (sandbox) and trajectories (agent) and plugs into the bench and rewards;
+# the server stays on the sandbox layer (a safety policy reaches it from the CLI).
 BELOW = {
     "sandbox": set(),
     "tasks": {"sandbox"},
     "agent": {"sandbox", "tasks"},
-    "bench": {"sandbox", "tasks", "agent"},
-    "rl": {"sandbox", "tasks", "agent", "bench"},
-    "data": {"sandbox", "tasks", "agent", "bench"},
+    "safety": {"sandbox", "tasks", "agent"},
+    "bench": {"sandbox", "tasks", "agent", "safety"},
+    "rl": {"sandbox", "tasks", "agent", "safety", "bench"},
+    "data": {"sandbox", "tasks", "agent", "safety", "bench"},
     "server": {"sandbox"},
-    "ui": {"sandbox", "tasks", "agent", "bench", "rl", "data", "server"},
-    "cli": {"sandbox", "tasks", "agent", "bench", "rl", "data", "server", "ui"},
+    "ui": {"sandbox", "tasks", "agent", "safety", "bench", "rl", "data", "server"},
+    "cli": {"sandbox", "tasks", "agent", "safety", "bench", "rl", "data", "server", "ui"},
 }
 
 
