@@ -37,6 +37,10 @@ class Generation:
     logprobs: list[float]
     finish_reason: str  # "stop" (end of turn or a stop string) or "length"
     policy_version: int
+    # The T of ``log_softmax(logits / T)`` that ``logprobs`` come from: the sampling
+    # temperature, or 1 for greedy decoding and teacher forcing. A trainer scores
+    # the tokens at the same T so that pi_old / mu is 1 for a fresh sample.
+    logprob_temperature: float = 1.0
 
 
 @dataclass
@@ -182,7 +186,10 @@ class Batcher:
                     past_key_values=cache,
                     use_cache=True,
                 )
-        return [Generation(r.tokens, r.logprobs, r.finish, version) for r in batch]
+        return [
+            Generation(r.tokens, r.logprobs, r.finish, version, logprob_temperature(r.sampling))
+            for r in batch
+        ]
 
     def _finish_reason(self, r: Request) -> str | None:
         """Why ``r`` stops after its newest token, or None to go on."""
@@ -205,26 +212,34 @@ class Batcher:
         return reason
 
 
+def logprob_temperature(sampling: Sampling) -> float:
+    """The temperature the recorded log-probs are taken at (greedy: the model's own, 1)."""
+    return sampling.temperature if sampling.temperature > 0 else 1.0
+
+
 def _sample(
     logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None
 ) -> tuple[int, float]:
-    """One token from ``logits`` (vocab,) and its log-prob under the distribution sampled from.
+    """One token from ``logits`` (vocab,) and its behaviour log-prob ``log_softmax(logits / T)``.
 
-    Greedy decoding records the log-prob under the model's own distribution
-    (temperature 1), since the one "sampled from" puts all mass on the argmax.
+    Top-p restricts which tokens can be drawn, but the recorded log-prob is not
+    renormalised over the nucleus: it is the tempered distribution's, which is
+    what the trainer computes (as verl and OpenRLHF do: logits divided by the
+    temperature, no top-p mask), so pi_old / mu is 1 for a fresh sample. Greedy
+    decoding records the model's own log-prob (temperature 1), since the
+    distribution it "samples" from puts all mass on the argmax.
     """
+    logp = torch.log_softmax(logits / logprob_temperature(sampling), -1)
     if sampling.temperature <= 0:
         tok = int(torch.argmax(logits))
-        return tok, float(torch.log_softmax(logits, -1)[tok])
-    scaled = logits / sampling.temperature
+        return tok, float(logp[tok])
+    probs = logp.exp()
     if sampling.top_p < 1.0:
-        sorted_logits, order = torch.sort(scaled, descending=True)
-        probs = torch.softmax(sorted_logits, -1)
+        sorted_probs, order = torch.sort(probs, descending=True)
         # Drop a token when the ones before it already reach top_p (the first always stays).
-        drop = (probs.cumsum(-1) - probs) >= sampling.top_p
-        scaled = scaled.scatter(0, order[drop], float("-inf"))
-    logp = torch.log_softmax(scaled, -1)
-    tok = int(torch.multinomial(logp.exp(), 1, generator=generator))
+        drop = (sorted_probs.cumsum(-1) - sorted_probs) >= sampling.top_p
+        probs = probs.scatter(0, order[drop], 0.0)
+    tok = int(torch.multinomial(probs, 1, generator=generator))
     return tok, float(logp[tok])
 
 
