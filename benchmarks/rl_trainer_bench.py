@@ -49,8 +49,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-
 from bench_models import PEAK_FLOPS, load, synchronize, train_flops
+
 from openale.rl.logprobs import autocast
 from openale.rl.packing import Sample, micro_batches, pack
 from openale.rl.trainer import Trainer, TrainerConfig
@@ -187,7 +187,9 @@ def run(args: argparse.Namespace) -> dict:
             "model": args.model,
             "device": _device_name(device),
             "dtype": args.dtype,
-            "weights": "float32 (master), autocast to dtype" if args.dtype != "float32" else "float32",
+            "weights": "float32 (master), autocast to dtype"
+            if args.dtype != "float32"
+            else "float32",
             "algorithm": "ipa",
             "samples": args.samples,
             "length": args.length,
@@ -206,7 +208,9 @@ def run(args: argparse.Namespace) -> dict:
         if device.type in PEAK_FLOPS:
             out["model_flops_per_step"] = flops
             out["peak_flops"] = PEAK_FLOPS[device.type]
-            out.update({f"{n}_mfu": round(flops / m / PEAK_FLOPS[device.type], 3) for n, m in med.items()})
+            out.update(
+                {f"{n}_mfu": round(flops / m / PEAK_FLOPS[device.type], 3) for n, m in med.items()}
+            )
         if peak_mem:
             out.update({f"{n}_peak_memory_gib": round(b / 2**30, 2) for n, b in peak_mem.items()})
         return out
