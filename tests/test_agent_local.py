@@ -49,6 +49,8 @@ def test_local_policy_runs_a_toy_task_and_its_logprobs_are_exact(monkeypatch, tm
     assert result.exit_code == 0, result.output
     traj = next(load(_trajectory(result.stdout)))
     assert traj.chunks and all(c.token_ids and c.logprobs for c in traj.chunks)
+    # The loop records the temperature the log-probs were taken at (1 here, as checked below).
+    assert all(c.logprob_temperature == 1.0 for c in traj.chunks)
 
     from openale.agent.models.smollm import resolve_model
 

@@ -259,9 +259,16 @@ def test_sampling_records_the_log_prob_it_sampled_from():
     tok, lp = _sample(logits, Sampling(temperature=0), None)
     assert tok == 0
     assert lp == pytest.approx(float(torch.log_softmax(logits, -1)[0]))
-    # top_p so small that one token is left: sampled with certainty.
+    # top_p so small that one token is left: sampled with certainty, and its log-prob is
+    # the tempered distribution's, not renormalised over the nucleus (the trainer's view).
     tok, lp = _sample(logits, Sampling(temperature=1.0, top_p=0.1), torch.Generator())
-    assert (tok, lp) == (0, 0.0)
+    assert tok == 0
+    assert lp == pytest.approx(float(torch.log_softmax(logits, -1)[0]))
+    for seed in range(20):  # never a token outside the nucleus {0, 1}
+        gen = torch.Generator().manual_seed(seed)
+        tok, lp = _sample(logits, Sampling(temperature=0.5, top_p=0.9), gen)
+        assert tok in (0, 1)
+        assert lp == pytest.approx(float(torch.log_softmax(logits / 0.5, -1)[tok]))
     tok, lp = _sample(logits, Sampling(temperature=2.0), torch.Generator().manual_seed(1))
     assert lp == pytest.approx(float(torch.log_softmax(logits / 2.0, -1)[tok]))
 

@@ -203,6 +203,7 @@ class Agent:
             token_ids=response.token_ids,
             logprobs=response.logprobs,
             policy_version=response.policy_version,
+            logprob_temperature=response.logprob_temperature,
             prompt_continues=response.prompt_continues,
         )
         traj.usage = traj.usage + response.usage

@@ -74,6 +74,10 @@ class Chunk(BaseModel):
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     policy_version: int | None = None
+    # The temperature T of ``log_softmax(logits / T)`` that ``logprobs`` were taken at:
+    # the sampling temperature (1 for greedy decoding and teacher forcing). None, as in
+    # files written before it was recorded, reads as 1. The trainer scores at this T.
+    logprob_temperature: float | None = None
     # True: ``prompt_token_ids`` extend the previous chunk's prompt + generation;
     # False: they are the whole prompt (the first chunk, or after compression).
     prompt_continues: bool = False

@@ -28,6 +28,7 @@ A small run on the toy suite::
     [trainer]
     algorithm = "ipa"
     lr = 1e-5
+    # dtype = "bfloat16"            # with device = "cuda": bf16 autocast, float32 weights
 
     [staleness]
     eta = 1                         # 0: synchronous
@@ -43,6 +44,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from openale.rl.lora import LoraSettings
@@ -161,7 +163,11 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     out_dir: Path = Path("runs/train")
     seed: int = 0
-    device: str = "cpu"
+    device: str = Field(
+        "cpu",
+        description='torch device of the trainer and the local generators ("cpu", "cuda", '
+        '"cuda:1"); trainer.dtype = "bfloat16" computes in bf16 there (float32 weights)',
+    )
 
     @model_validator(mode="after")
     def _one_source_of_truth(self) -> TrainConfig:
@@ -180,6 +186,10 @@ class TrainConfig(_Section):
             if self.trainer.lora is not None and self.trainer.lora != self.model.lora:
                 raise ValueError("model.lora and trainer.lora differ: set only model.lora")
             self.trainer.lora = self.model.lora
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"device {self.device!r} is not a torch device") from None
         if self.trainer.imitation_coef and not self.resample.enabled:
             raise ValueError("trainer.imitation_coef needs resample.enabled = true")
         return self

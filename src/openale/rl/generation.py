@@ -157,10 +157,15 @@ class GroupRunner:
 
 
 def make_policy(config: TrainConfig, model: Any, tokenizer: Any) -> LocalPolicy:
-    """The generators' ``LocalPolicy``, sampling as ``config.rollout`` says."""
+    """The generators' ``LocalPolicy``, sampling as ``config.rollout`` says.
+
+    Its weights live on ``config.device`` in the trainer's compute dtype (bf16
+    generation when the trainer computes in bf16); ``sync_policy`` casts the
+    trainer's float32 weights into them.
+    """
     r = config.rollout
     return LocalPolicy(
-        model.to(config.device),
+        model.to(device=config.device, dtype=getattr(torch, config.trainer.dtype)),
         tokenizer,
         temperature=r.temperature,
         top_p=r.top_p,

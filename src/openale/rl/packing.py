@@ -10,13 +10,17 @@ the whole trajectory (k = 0..K-1), because the IPA chunk return
 
 Tensor conventions (see notes/RL.md): B rows, T positions, right-padded. A
 per-token tensor at position t refers to ``input_ids[:, t]``; its log-prob is
-predicted from position t-1, so position 0 never carries a loss.
+predicted from position t-1, so position 0 never carries a loss. Each chunk
+carries the temperature its behaviour log-probs were taken at
+(``Chunk.logprob_temperature``); it travels per chunk in ``Sample`` and per
+token in ``PackedBatch.temperature``, so the trainer scores each token at the
+temperature it was sampled with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -47,6 +51,8 @@ class Sample:
     chunk_failed: list[bool]  # per chunk: its tool call failed (error-masked SFT)
     num_chunks: int  # K, chunks of the whole trajectory
     imitation: bool = False  # expert prefix tokens (initialized resampling)
+    # Per chunk: the temperature its behaviour log-probs were taken at (len K; empty: all 1).
+    chunk_temperatures: list[float] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -94,6 +100,9 @@ def samples_from_trajectory(
     num_chunks = len(traj.chunks)
     versions = [NO_CHUNK if c.policy_version is None else c.policy_version for c in traj.chunks]
     failed = [c.failed for c in traj.chunks]
+    temperatures = [
+        1.0 if c.logprob_temperature is None else float(c.logprob_temperature) for c in traj.chunks
+    ]
 
     segments: list[tuple[list[int], list[bool], list[int], list[float]]] = []
     for k, chunk in enumerate(traj.chunks):
@@ -136,6 +145,7 @@ def samples_from_trajectory(
             chunk_failed=list(failed),
             num_chunks=num_chunks,
             imitation=imitation,
+            chunk_temperatures=list(temperatures),
         )
         for ids, mask, index, mu in segments
     ]
@@ -152,13 +162,23 @@ class PackedBatch:
     behaviour_logprobs: torch.Tensor  # float, mu; 0.0 where not generated
     versions: torch.Tensor  # long, policy version of the token's chunk; -1 = none
     token_failed: torch.Tensor  # bool, generated token of a chunk whose tool call failed
+    temperature: torch.Tensor  # float, T the token's mu was taken at; 1.0 where not generated
     rewards: torch.Tensor  # [B] float
     num_chunks: torch.Tensor  # [B] long, K of each row's trajectory
     group_index: torch.Tensor  # [B] long, 0..G-1 in order of first appearance
     imitation: torch.Tensor  # [B] bool, expert rows (initialized resampling)
 
     def to(self, device: torch.device | str) -> PackedBatch:
-        return PackedBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        device = torch.device(device)
+        if device.type != "cuda":
+            return PackedBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        # Pinned host memory lets the copies run without holding the host up.
+        return PackedBatch(
+            **{
+                f.name: getattr(self, f.name).pin_memory().to(device, non_blocking=True)
+                for f in fields(self)
+            }
+        )
 
     @property
     def num_tokens(self) -> int:
@@ -182,6 +202,7 @@ def pack(samples: Sequence[Sample], pad_id: int) -> PackedBatch:
     mu = torch.zeros((b, t), dtype=torch.float32)
     versions = torch.full((b, t), NO_CHUNK, dtype=torch.long)
     failed = torch.zeros((b, t), dtype=torch.bool)
+    temperature = torch.ones((b, t), dtype=torch.float32)
     groups: dict[str, int] = {}
     for i, s in enumerate(samples):
         n = len(s)
@@ -200,6 +221,11 @@ def pack(samples: Sequence[Sample], pad_id: int) -> PackedBatch:
         if s.chunk_failed:
             per_chunk_failed = torch.tensor(s.chunk_failed, dtype=torch.bool)  # (K,)
             failed[i, :n] = generated & per_chunk_failed[index.clamp(min=0)]
+        if s.chunk_temperatures:
+            per_chunk_t = torch.tensor(s.chunk_temperatures, dtype=torch.float32)  # (K,)
+            if (per_chunk_t <= 0).any():
+                raise ValueError(f"sample of {s.trajectory_id}: a log-prob temperature <= 0")
+            temperature[i, :n] = torch.where(generated, per_chunk_t[index.clamp(min=0)], 1.0)
         groups.setdefault(s.group, len(groups))
     return PackedBatch(
         input_ids=input_ids,
@@ -209,6 +235,7 @@ def pack(samples: Sequence[Sample], pad_id: int) -> PackedBatch:
         behaviour_logprobs=mu,
         versions=versions,
         token_failed=failed,
+        temperature=temperature,
         rewards=torch.tensor([s.reward for s in samples], dtype=torch.float32),
         num_chunks=torch.tensor([s.num_chunks for s in samples], dtype=torch.long),
         group_index=torch.tensor([groups[s.group] for s in samples], dtype=torch.long),
@@ -281,15 +308,17 @@ def prepare_batch(
     # The groups span micro-batches, hence computed up front.
     adv_all = losses.group_advantages(rewards, index, normalize_std=normalize_std)
     split = micro_batch_indices(samples, max_tokens)
-    packs = [pack([samples[i] for i in mb], pad_id).to(device) for mb in split]
-    advantages = [adv_all[mb].to(device) for mb in split]  # [B] each
+    cpu_packs = [pack([samples[i] for i in mb], pad_id) for mb in split]
     # Each micro-batch's mean, scaled by its share, sums to the whole batch's mean.
-    masks = [p.loss_mask & ~p.token_failed if sft else p.loss_mask for p in packs]
+    # Counted before the packs move: on an accelerator each count would wait for it.
+    masks = [p.loss_mask & ~p.token_failed if sft else p.loss_mask for p in cpu_packs]
     if agg == "token-mean":
         counts = [int(m.sum()) for m in masks]
     else:
         counts = [int((m.sum(-1) > 0).sum()) for m in masks]
     total = sum(counts)
     weights = [c / total if total else 0.0 for c in counts]
-    tokens = sum(int(p.loss_mask.sum()) for p in packs)
+    tokens = sum(int(p.loss_mask.sum()) for p in cpu_packs)
+    packs = [p.to(device) for p in cpu_packs]
+    advantages = [adv_all[mb].to(device) for mb in split]  # [B] each
     return PreparedBatch(packs, advantages, weights, len(samples), tokens)

@@ -16,6 +16,13 @@ One ``train_step`` is one optimizer step over a batch of ``Sample`` rows:
    gradient equals the gradient of the whole batch's loss;
 4. clip the gradient norm, step AdamW, ``version += 1``.
 
+Log-probs (``openale.rl.logprobs``) are taken at the temperature each token's
+behaviour log-prob was recorded at (no top-p renormalisation, as in verl and
+OpenRLHF), so pi_old / mu measures staleness, not the sampling temperature.
+Weights and optimizer state are float32 on ``device``; ``dtype = "bfloat16"``
+runs forward and backward under bf16 autocast (float32 master weights: an
+update smaller than bf16's resolution still lands).
+
 LoRA (``peft``, ``openale.rl.lora``) trains only adapter weights;
 ``policy_state_dict`` still hands generators full weights, with the adapter
 merged in. Micro-batching is ``packing.prepare_batch``; what a step reports,
@@ -36,7 +43,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from openale.rl import checkpoint as ckpt
-from openale.rl import losses
+from openale.rl import logprobs, losses
 from openale.rl.lora import LoraSettings, merged_state_dict, wrap_lora
 from openale.rl.packing import PackedBatch, PreparedBatch, Sample, prepare_batch
 from openale.rl.step_stats import StepStats, behaviour_mismatch
@@ -67,7 +74,8 @@ class TrainerConfig(BaseModel):
     imitation_coef: float = Field(0.0, ge=0)  # SFT on expert-prefix samples
     lora: LoraSettings | None = None
     seed: int = 0
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # Compute dtype of forward/backward (autocast); the weights stay float32 either way.
+    dtype: Literal["float32", "bfloat16"] = "float32"
     # True: pi_old comes from its own no-grad forward pass before the update. False:
     # from the gradient pass itself, detached -- the same values when no dropout is
     # active, since the weights do not change within a step; saves one forward
@@ -96,8 +104,9 @@ class Trainer:
         _refuse_quantized(model)
         _seed_everything(config.seed)
 
-        dtype = getattr(torch, config.dtype)
-        model = model.to(device=self.device, dtype=dtype)
+        self.compute_dtype = getattr(torch, config.dtype)
+        # float32 master weights: bf16 weights would round most small updates away.
+        model = model.to(device=self.device, dtype=torch.float32)
         pad = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
@@ -125,16 +134,11 @@ class Trainer:
     def token_logprobs(
         self, batch: PackedBatch, *, grad: bool = False, model: Any = None
     ) -> torch.Tensor:
-        """[B, T]: log-prob of ``input_ids[:, t]`` given the tokens before it (0 at t=0, pads)."""
+        """[B, T]: log-prob of ``input_ids[:, t]`` given the tokens before it, at the
+        temperature its behaviour log-prob was taken at (0 at t=0 and on padding)."""
         model = model if model is not None else self.model
         with torch.set_grad_enabled(grad):
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            logits = logits[:, :-1].float()  # [B, T-1, V]: position t-1 predicts token t
-            targets = batch.input_ids[:, 1:, None]  # [B, T-1, 1]
-            # gather - logsumexp == log_softmax gathered, without a second [B, T-1, V] tensor.
-            picked = logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(-1)  # [B, T-1]
-            logp = torch.nn.functional.pad(picked, (1, 0))  # [B, T]
-            return logp.masked_fill(~batch.attention_mask, 0.0)
+            return logprobs.token_logprobs(model, batch, compute_dtype=self.compute_dtype)
 
     def logprobs_of(self, samples: Sequence[Sample]) -> list[torch.Tensor]:
         """pi_theta (no grad) of ``samples``, one [B, T] tensor per micro-batch (as split here)."""

@@ -25,6 +25,8 @@ class ModelResponse(BaseModel):
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     policy_version: int | None = None
+    # The temperature T of ``log_softmax(logits / T)`` the log-probs were taken at.
+    logprob_temperature: float | None = None
     # True when ``prompt_token_ids`` continue the previous call's sequence; False
     # when the whole prompt was tokenized afresh (first call, or history rewritten).
     prompt_continues: bool = False

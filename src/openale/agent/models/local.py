@@ -224,6 +224,7 @@ class LocalPolicy:
             token_ids=gen.token_ids,
             logprobs=gen.logprobs,
             policy_version=gen.policy_version,
+            logprob_temperature=gen.logprob_temperature,
             prompt_continues=bool(context),
         )
 
@@ -253,7 +254,9 @@ class LocalPolicy:
         seed = sampling.seed
         if seed is None and self._seeds is not None:
             seed = int(torch.randint(0, 2**62, (1,), generator=self._seeds))
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = None
+        if seed is not None:  # on the model's device: CUDA sampling refuses a CPU generator
+            generator = torch.Generator(device=self.model.device).manual_seed(seed)
         return self.batcher.generate(
             Request(list(context), sampling, tuple(stop or ()), generator, on_text)
         )

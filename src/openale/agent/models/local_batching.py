@@ -37,6 +37,10 @@ class Generation:
     logprobs: list[float]
     finish_reason: str  # "stop" (end of turn or a stop string) or "length"
     policy_version: int
+    # The T of ``log_softmax(logits / T)`` that ``logprobs`` come from: the sampling
+    # temperature, or 1 for greedy decoding and teacher forcing. A trainer scores
+    # the tokens at the same T so that pi_old / mu is 1 for a fresh sample.
+    logprob_temperature: float = 1.0
 
 
 @dataclass
@@ -159,8 +163,10 @@ class Batcher:
             last_pos = positions[:, -1]  # (active,)
             while True:
                 logits = out.logits[:, -1, :].float()  # (active, vocab)
-                for b, r in enumerate(active):
-                    tok, lp = _sample(logits[b], r.sampling, r.generator)
+                toks, lps = sample_batch(
+                    logits, [r.sampling for r in active], [r.generator for r in active]
+                )
+                for r, tok, lp in zip(active, toks, lps, strict=True):
                     r.tokens.append(tok)
                     r.logprobs.append(lp)
                     r.finish = self._finish_reason(r)
@@ -182,7 +188,10 @@ class Batcher:
                     past_key_values=cache,
                     use_cache=True,
                 )
-        return [Generation(r.tokens, r.logprobs, r.finish, version) for r in batch]
+        return [
+            Generation(r.tokens, r.logprobs, r.finish, version, logprob_temperature(r.sampling))
+            for r in batch
+        ]
 
     def _finish_reason(self, r: Request) -> str | None:
         """Why ``r`` stops after its newest token, or None to go on."""
@@ -205,27 +214,50 @@ class Batcher:
         return reason
 
 
+def logprob_temperature(sampling: Sampling) -> float:
+    """The temperature the recorded log-probs are taken at (greedy: the model's own, 1)."""
+    return sampling.temperature if sampling.temperature > 0 else 1.0
+
+
+def sample_batch(
+    logits: torch.Tensor,
+    samplings: list[Sampling],
+    generators: list[torch.Generator | None],
+) -> tuple[list[int], list[float]]:
+    """One token per row of ``logits`` (rows, vocab) and its behaviour log-prob
+    ``log_softmax(logits / T)``, with one host synchronisation for the whole batch.
+
+    Top-p restricts which tokens can be drawn, but the recorded log-prob is not
+    renormalised over the nucleus: it is the tempered distribution's, which is
+    what the trainer computes (as verl and OpenRLHF do: logits divided by the
+    temperature, no top-p mask), so pi_old / mu is 1 for a fresh sample. Greedy
+    rows (T = 0) record the model's own log-prob (temperature 1), since the
+    distribution they "sample" from puts all mass on the argmax.
+    """
+    device = logits.device
+    temps = torch.tensor([logprob_temperature(s) for s in samplings], device=device)
+    logp = torch.log_softmax(logits / temps[:, None], -1)  # (rows, vocab)
+    toks = logits.argmax(-1)  # greedy rows keep it
+    for b, (s, gen) in enumerate(zip(samplings, generators, strict=True)):
+        if s.temperature <= 0:
+            continue
+        probs = logp[b].exp()
+        if s.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            # Drop a token when the ones before it already reach top_p (the first stays).
+            drop = (sorted_probs.cumsum(-1) - sorted_probs) >= s.top_p
+            probs = probs.scatter(0, order[drop], 0.0)
+        toks[b] = torch.multinomial(probs, 1, generator=gen)[0]
+    picked = logp.gather(-1, toks[:, None])[:, 0]
+    return toks.tolist(), picked.tolist()
+
+
 def _sample(
     logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None
 ) -> tuple[int, float]:
-    """One token from ``logits`` (vocab,) and its log-prob under the distribution sampled from.
-
-    Greedy decoding records the log-prob under the model's own distribution
-    (temperature 1), since the one "sampled from" puts all mass on the argmax.
-    """
-    if sampling.temperature <= 0:
-        tok = int(torch.argmax(logits))
-        return tok, float(torch.log_softmax(logits, -1)[tok])
-    scaled = logits / sampling.temperature
-    if sampling.top_p < 1.0:
-        sorted_logits, order = torch.sort(scaled, descending=True)
-        probs = torch.softmax(sorted_logits, -1)
-        # Drop a token when the ones before it already reach top_p (the first always stays).
-        drop = (probs.cumsum(-1) - probs) >= sampling.top_p
-        scaled = scaled.scatter(0, order[drop], float("-inf"))
-    logp = torch.log_softmax(scaled, -1)
-    tok = int(torch.multinomial(logp.exp(), 1, generator=generator))
-    return tok, float(logp[tok])
+    """``sample_batch`` for one row of ``logits`` (vocab,)."""
+    toks, lps = sample_batch(logits[None], [sampling], [generator])
+    return toks[0], lps[0]
 
 
 def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
