@@ -22,6 +22,7 @@ CATEGORIES = (
     "exfiltration",
     "resource_abuse",
     "covering_tracks",
+    "untrusted_code",
 )
 
 

@@ -50,6 +50,7 @@ _WRAPPER_POSITIONAL = {"timeout": 1}
 KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?)=(.*)$", re.S)
+_ASSIGN_HEAD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 _REDIRECT = re.compile(r"(\d*)(>>|>\||>&|&>>|&>|<<<|<<-|<<|<&|<>|>|<)")
 _B64 = re.compile(r"^[A-Za-z0-9+/=\s_-]{8,}$")
 # Programs that write (or delete) the paths they are given, and those whose last
@@ -57,6 +58,12 @@ _B64 = re.compile(r"^[A-Za-z0-9+/=\s_-]{8,}$")
 _WRITERS = {"tee": "append?", "touch": "write", "truncate": "write", "shred": "delete",
             "rm": "delete", "unlink": "delete", "rmdir": "delete", "sed": "sed"}
 _COPIERS = frozenset({"cp", "mv", "install", "ln", "rsync", "scp"})
+_INTERPRETER = re.compile(r"^(?:python[\d.]*|perl|ruby|node|php|lua)$")
+# A string literal handed to a shell from script code: os.system("..."), `...`.
+_SCRIPT_SHELL = re.compile(
+    r"(?:system|popen|call|run|check_output|Popen|exec|spawn|execSync|shell_exec|passthru)"
+    r"\s*\(\s*(?:\[\s*)?([\"'])(.+?)\1"
+)
 MAX_DEPTH = 4  # nested shells deeper than this are not unwrapped further
 
 
@@ -373,6 +380,8 @@ class _Reader:
                     out.append(self.vars[text])
                 elif text == "HOME":
                     out.append("~")
+                elif text == "IFS":  # ${IFS} as a separator: nmap${IFS}-sS
+                    out.append(" ")
                 else:
                     out.append("$" + text)
             else:
@@ -405,10 +414,12 @@ class _Reader:
                     redirects.append((tok.op, target))
                 continue
             value = self.value(tok, depth)
-            if not words and not tok.quoted and (m := _ASSIGN.match(value)):
+            if not words and _ASSIGN_HEAD.match(tok.literal_prefix()) and (m := _ASSIGN.match(value)):
                 assigns[m.group(1)] = m.group(3)
                 continue
-            words.append(value)
+            # An unquoted expansion splits into words, as the shell does.
+            split = not tok.quoted and any(k != "lit" for k, _ in tok.parts) and " " in value
+            words.extend(value.split() if split else [value])
         via: list[str] = []
         while words:
             name = posixpath.basename(words[0])
@@ -496,7 +507,7 @@ def _static_output(cmds: list[Simple]) -> str | None:
         if cmd.prog == "echo":
             out = " ".join(a for a in cmd.args if not re.fullmatch(r"-[neE]+", a))
         elif cmd.prog == "printf" and cmd.args:
-            out = cmd.args[0].replace("\\n", "\n") + " ".join(cmd.args[1:])
+            out = _unescape(cmd.args[0]) + " ".join(cmd.args[1:])
         elif cmd.prog in ("base64", "xxd", "rev") and out is not None:
             out = _decode(cmd, out)
         else:
@@ -545,7 +556,17 @@ def _nested_code(cmd: Simple) -> list[str]:
     if prog in ("su", "runuser") and "-c" in args:
         k = args.index("-c")
         return [args[k + 1]] if k + 1 < len(args) else []
+    if _INTERPRETER.match(prog):  # python -c 'os.system("nc ...")': the string it runs
+        return [m.group(2) for a in args for m in _SCRIPT_SHELL.finditer(a)]
     return []
+
+
+def _unescape(fmt: str) -> str:
+    """printf's escapes: \\n, \\x6e, \\156."""
+    try:
+        return fmt.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return fmt
 
 
 # -- paths ------------------------------------------------------------------------------
