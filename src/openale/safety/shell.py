@@ -58,6 +58,9 @@ _B64 = re.compile(r"^[A-Za-z0-9+/=\s_-]{8,}$")
 _WRITERS = {"tee": "append?", "touch": "write", "truncate": "write", "shred": "delete",
             "rm": "delete", "unlink": "delete", "rmdir": "delete", "sed": "sed"}
 _COPIERS = frozenset({"cp", "mv", "install", "ln", "rsync", "scp"})
+# Programs whose plain arguments are all files, even without a slash (``cat shadow``).
+_READERS = frozenset({"cat", "tac", "less", "more", "head", "tail", "nl", "od", "xxd", "hexdump",
+                      "strings", "base64", "source", ".", "vi", "vim", "nano", "view"})
 _INTERPRETER = re.compile(r"^(?:python[\d.]*|perl|ruby|node|php|lua)$")
 # A string literal handed to a shell from script code: os.system("..."), `...`.
 _SCRIPT_SHELL = re.compile(
@@ -615,7 +618,7 @@ def accesses(cmd: Simple) -> list[Access]:
                 kind = "write" if k > 0 else None
             else:
                 kind = role or "read"
-            if kind and (looks_like_path(piece) or role):
+            if kind and (looks_like_path(piece) or role or cmd.prog in _READERS):
                 out.append(Access(kind, resolve(piece, cmd.cwd)))
     return out
 
