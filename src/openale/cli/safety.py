@@ -15,7 +15,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from openale.cli.common import UsageError, console, user_errors
+from openale.cli.common import UsageError, console, err_console, user_errors
 from openale.safety import SEVERITIES, Finding, RuleSet, ScanContext, load_rules, scan_command
 from openale.safety.findings import SEVERITY_RANK
 from openale.safety.scan import scan_path
@@ -112,7 +112,10 @@ def scan(
             if not path.exists():
                 raise UsageError(f"no audit log for {sandbox!r} in {log.directory}")
         context = ScanContext(workdir=workdir) if workdir else None
-        findings = scan_path(path, _rules(rules), context)
+        skipped: list[Path] = []
+        findings = scan_path(path, _rules(rules), context, skipped)
+    for file in skipped:
+        err_console.print(f"skipped {escape(str(file))}: not audit or trajectory records")
     _print(findings, as_json)
     _exit(findings, fail_on)
 

@@ -165,13 +165,40 @@ def _ts(value: Any) -> datetime | None:
         return None
 
 
+def _recognised(path: Path) -> bool:
+    """Whether a file's first record is an audit event, a trajectory or an export record."""
+    for _, data in _records(path):
+        return (
+            data.get("format") == TRAJECTORY_FORMAT
+            or {"kind", "action", "sandbox"} <= data.keys()
+            or {"op", "route"} <= data.keys()
+        )
+    return True
+
+
 def scan_path(
-    path: str | Path, rules: RuleSet | None = None, context: ScanContext | None = None
+    path: str | Path,
+    rules: RuleSet | None = None,
+    context: ScanContext | None = None,
+    skipped: list[Path] | None = None,
 ) -> list[Finding]:
-    """Findings in a JSONL file, or in every ``*.jsonl`` file under a directory."""
+    """Findings in a JSONL file, or in every ``*.jsonl`` file under a directory.
+
+    In a directory, files of other JSONL records (model replays, metrics) are
+    left out and appended to ``skipped``; a file named directly must be one.
+    """
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.rglob("*.jsonl"))
+        files = []
+        for file in sorted(path.rglob("*.jsonl")):
+            try:
+                ok = _recognised(file)
+            except ScanError:
+                ok = False
+            if ok:
+                files.append(file)
+            elif skipped is not None:
+                skipped.append(file)
     elif path.exists():
         files = [path]
     else:
