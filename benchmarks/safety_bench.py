@@ -76,9 +76,7 @@ def scores(samples) -> dict:
         "n_benign": sum(s.category is None for s in samples),
         "n_risky": sum(s.category is not None for s in samples),
         "overall": ev.overall.as_dict(),
-        "per_category": {
-            c: s.as_dict() for c, s in ev.per_category.items() if s.tp + s.fp + s.fn
-        },
+        "per_category": {c: s.as_dict() for c, s in ev.per_category.items() if s.tp + s.fp + s.fn},
         "misses": [f"[{m.category}] {m.command}" for m in ev.misses],
         "false_alarms": [f"{rules} {s.command}" for s, rules in ev.false_alarms],
     }
@@ -136,9 +134,7 @@ def main() -> None:
     for split, s in results["detectors"].items():
         o = s["overall"]
         print(f"{split:9} precision {o['precision']:.3f} recall {o['recall']:.3f}")
-    print(
-        f"scan_command p50 {c['scan_command']['p50_ms']} ms, no-op p50 {c['no_op']['p50_ms']} ms"
-    )
+    print(f"scan_command p50 {c['scan_command']['p50_ms']} ms, no-op p50 {c['no_op']['p50_ms']} ms")
 
 
 if __name__ == "__main__":

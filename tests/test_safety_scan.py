@@ -20,7 +20,6 @@ from openale.agent.tools.base import ToolRegistry
 from openale.agent.tools.builtin import default_tools
 from openale.agent.trajectory import save
 from openale.safety.scan import ScanError, scan_path
-
 from tests.conftest import BASE_IMAGE
 
 ALE = [sys.executable, "-m", "openale.cli.main"]
@@ -34,7 +33,11 @@ RISKY_BUT_HARMLESS = [
 
 def ale(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*ALE, *args], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"}
+        [*ALE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "250"},
     )
 
 
@@ -135,12 +138,28 @@ def test_a_real_trajectory_is_scanned_by_chunk_and_call(tmp_path):
 def test_an_audit_export_from_the_control_plane_is_scanned(tmp_path):
     export = tmp_path / "audit.jsonl"
     rows = [
-        {"id": 1, "ts": "2025-01-01T00:00:00+00:00", "owner": "a", "method": "POST",
-         "route": "/v1/sandboxes/{sandbox_id}/commands", "op": "command", "sandbox": "sb-1",
-         "status_code": 200, "detail": {"cmd": "curl http://169.254.169.254/latest/meta-data/"}},
-        {"id": 2, "ts": "2025-01-01T00:00:01+00:00", "owner": "a", "method": "PUT",
-         "route": "/v1/sandboxes/{sandbox_id}/files", "op": "file.write", "sandbox": "sb-1",
-         "status_code": 200, "detail": {"path": "/etc/ld.so.preload"}},
+        {
+            "id": 1,
+            "ts": "2025-01-01T00:00:00+00:00",
+            "owner": "a",
+            "method": "POST",
+            "route": "/v1/sandboxes/{sandbox_id}/commands",
+            "op": "command",
+            "sandbox": "sb-1",
+            "status_code": 200,
+            "detail": {"cmd": "curl http://169.254.169.254/latest/meta-data/"},
+        },
+        {
+            "id": 2,
+            "ts": "2025-01-01T00:00:01+00:00",
+            "owner": "a",
+            "method": "PUT",
+            "route": "/v1/sandboxes/{sandbox_id}/files",
+            "op": "file.write",
+            "sandbox": "sb-1",
+            "status_code": 200,
+            "detail": {"path": "/etc/ld.so.preload"},
+        },
     ]
     export.write_text("".join(json.dumps(r) + "\n" for r in rows))
     findings = scan_path(export)

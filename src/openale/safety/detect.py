@@ -12,8 +12,9 @@ import re
 from pydantic import BaseModel
 
 from openale.safety.findings import Evidence, Finding
+from openale.safety.paths import Access, accesses, resolve
 from openale.safety.rules import CompiledRule, Op, RuleSet, default_rules
-from openale.safety.shell import Access, Simple, accesses, parse, resolve
+from openale.safety.shell import Simple, parse
 
 _REMOTE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+(\.[\w-]+)+:")
 _OUTPUT_EXCERPT = 160
@@ -84,8 +85,11 @@ def _file_findings(
             continue
         if any(r.search(access.path) for r in c.paths):
             seen.add(c.rule.id)
-            out.append(_finding(c, "file" if prog is None else "command", text,
-                                f"{access.op} {access.path}"))
+            out.append(
+                _finding(
+                    c, "file" if prog is None else "command", text, f"{access.op} {access.path}"
+                )
+            )
     return out
 
 

@@ -42,9 +42,7 @@ class ScanError(ValueError):
     """A file that is not an audit log, a trajectory file or an audit export."""
 
 
-def _located(
-    findings: list[Finding], source: str, line: int, **where: Any
-) -> list[Finding]:
+def _located(findings: list[Finding], source: str, line: int, **where: Any) -> list[Finding]:
     for f in findings:
         f.evidence.source = source
         f.evidence.line = line
@@ -62,9 +60,7 @@ def _keystroke_lines(typed: str) -> list[str]:
     return [ln for ln in typed.replace("\r", "\n").splitlines() if ln.strip()]
 
 
-def scan_audit_event(
-    event: AuditEvent, rules: RuleSet, context: ScanContext
-) -> list[Finding]:
+def scan_audit_event(event: AuditEvent, rules: RuleSet, context: ScanContext) -> list[Finding]:
     """Findings in one sandbox audit event."""
     d = event.detail
     if event.kind == "command" and isinstance(d.get("cmd"), str):
@@ -77,8 +73,11 @@ def scan_audit_event(
 
 
 def scan_trajectory(
-    traj: Trajectory, rules: RuleSet | None = None, context: ScanContext | None = None,
-    source: str = "", line: int = 0,
+    traj: Trajectory,
+    rules: RuleSet | None = None,
+    context: ScanContext | None = None,
+    source: str = "",
+    line: int = 0,
 ) -> list[Finding]:
     """Findings in a trajectory's tool calls (commands, file paths) and tool outputs."""
     rules = rules or default_rules()
@@ -92,13 +91,26 @@ def scan_trajectory(
                 found = scan_command(args["command"], ctx, rules)
             elif call.name in _FILE_TOOLS and isinstance(args.get("path"), str):
                 found = scan_file_op(_FILE_TOOLS[call.name], args["path"], ctx, rules)
-            out += _located(found, source, line, chunk=chunk.index, call=k,
-                            trajectory=traj.id, ts=chunk.started_at)
+            out += _located(
+                found,
+                source,
+                line,
+                chunk=chunk.index,
+                call=k,
+                trajectory=traj.id,
+                ts=chunk.started_at,
+            )
         calls = {c.id: k for k, c in enumerate(chunk.tool_calls)}
         for result in chunk.tool_results:
-            out += _located(scan_output(result.output, rules), source, line, chunk=chunk.index,
-                            call=calls.get(result.call_id), trajectory=traj.id,
-                            ts=chunk.started_at)
+            out += _located(
+                scan_output(result.output, rules),
+                source,
+                line,
+                chunk=chunk.index,
+                call=calls.get(result.call_id),
+                trajectory=traj.id,
+                ts=chunk.started_at,
+            )
     return out
 
 
@@ -136,11 +148,17 @@ def scan_file(
             if event.kind == "lifecycle" and isinstance(spec, dict) and spec.get("workdir"):
                 workdirs[event.sandbox] = spec["workdir"]
             ctx = context or ScanContext(workdir=workdirs.get(event.sandbox, "/workspace"))
-            out += _located(scan_audit_event(event, rules, ctx), source, n,
-                            sandbox=event.sandbox, ts=event.ts)
+            out += _located(
+                scan_audit_event(event, rules, ctx), source, n, sandbox=event.sandbox, ts=event.ts
+            )
         elif "op" in data and "route" in data:
-            out += _located(_scan_server_record(data, rules, context or ScanContext()), source, n,
-                            sandbox=data.get("sandbox"), ts=_ts(data.get("ts")))
+            out += _located(
+                _scan_server_record(data, rules, context or ScanContext()),
+                source,
+                n,
+                sandbox=data.get("sandbox"),
+                ts=_ts(data.get("ts")),
+            )
         else:
             raise ScanError(
                 f"{path}:{n}: neither an audit event, a trajectory nor an audit-export record"

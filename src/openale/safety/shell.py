@@ -20,6 +20,9 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
+from openale.safety.paths import Access, accesses, resolve
+from openale.safety.shell_words import Op, Redir, Word, tokens
+
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish"})
 # Programs that run the rest of their arguments as a command: how many option
 # words take a value (so ``timeout -s KILL 5 nc`` reaches ``nc``).
@@ -48,19 +51,9 @@ WRAPPERS = {
 # Wrappers whose first plain argument is not yet the command (a duration).
 _WRAPPER_POSITIONAL = {"timeout": 1}
 KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!"})
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?)=(.*)$", re.S)
 _ASSIGN_HEAD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
-_REDIRECT = re.compile(r"(\d*)(>>|>\||>&|&>>|&>|<<<|<<-|<<|<&|<>|>|<)")
 _B64 = re.compile(r"^[A-Za-z0-9+/=\s_-]{8,}$")
-# Programs that write (or delete) the paths they are given, and those whose last
-# argument is the destination.
-_WRITERS = {"tee": "append?", "touch": "write", "truncate": "write", "shred": "delete",
-            "rm": "delete", "unlink": "delete", "rmdir": "delete", "sed": "sed"}
-_COPIERS = frozenset({"cp", "mv", "install", "ln", "rsync", "scp"})
-# Programs whose plain arguments are all files, even without a slash (``cat shadow``).
-_READERS = frozenset({"cat", "tac", "less", "more", "head", "tail", "nl", "od", "xxd", "hexdump",
-                      "strings", "base64", "source", ".", "vi", "vim", "nano", "view"})
 _INTERPRETER = re.compile(r"^(?:python[\d.]*|perl|ruby|node|php|lua)$")
 # A string literal handed to a shell from script code: os.system("..."), `...`.
 _SCRIPT_SHELL = re.compile(
@@ -102,14 +95,6 @@ class Simple:
 
 
 @dataclass(slots=True)
-class Access:
-    """A file a command reads or changes: op is read, write, append or delete."""
-
-    op: str
-    path: str  # resolved against the working directory; ``~`` for the home directory
-
-
-@dataclass(slots=True)
 class Parsed:
     """A command line taken apart: its simple commands and every code text seen."""
 
@@ -121,223 +106,6 @@ class Parsed:
         for c in self.commands:
             out.extend(accesses(c))
         return out
-
-
-# -- words ------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Word:
-    parts: list[tuple[str, str]]  # ("lit"|"var"|"sub", text); "lit" parts are literal
-    quoted: bool = False
-
-    def literal_prefix(self) -> str:
-        out = []
-        for kind, text in self.parts:
-            if kind != "lit":
-                break
-            out.append(text)
-        return "".join(out)
-
-
-@dataclass(slots=True)
-class _Op:
-    op: str
-
-
-@dataclass(slots=True)
-class _Redir:
-    op: str
-    target: _Word | None = None
-    heredoc: str | None = None
-
-
-def _matching(s: str, i: int, open_: str, close: str) -> int:
-    """Index of the ``close`` that ends the group opened just before ``i``."""
-    depth, n = 1, len(s)
-    while i < n:
-        ch = s[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "'":
-            j = s.find("'", i + 1)
-            i = n if j < 0 else j + 1
-            continue
-        if ch == '"':
-            i += 1
-            while i < n and s[i] != '"':
-                i += 2 if s[i] == "\\" else 1
-            i += 1
-            continue
-        if ch == open_:
-            depth += 1
-        elif ch == close:
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return n
-
-
-def _dollar(s: str, i: int, parts: list[tuple[str, str]]) -> int:
-    """Read a ``$`` expansion at ``s[i] == "$"``; return the index after it."""
-    n = len(s)
-    nxt = s[i + 1] if i + 1 < n else ""
-    if s.startswith("$((", i):
-        end = _matching(s, i + 3, "(", ")")
-        end = s.find(")", end + 1) if end < n else n
-        parts.append(("lit", s[i : end + 1]))
-        return min(end + 1, n)
-    if nxt == "(":
-        end = _matching(s, i + 2, "(", ")")
-        parts.append(("sub", s[i + 2 : end]))
-        return end + 1
-    if nxt == "{":
-        end = s.find("}", i + 2)
-        end = n if end < 0 else end
-        name = s[i + 2 : end]
-        parts.append(("var", name) if _NAME.fullmatch(name) else ("lit", s[i : end + 1]))
-        return end + 1
-    m = _NAME.match(s, i + 1)
-    if m:
-        parts.append(("var", m.group()))
-        return m.end()
-    if nxt == "'":  # $'...' ANSI-C quoting: decode the common escapes
-        end = s.find("'", i + 2)
-        end = n if end < 0 else end
-        raw = s[i + 2 : end]
-        try:
-            text = raw.encode("latin-1", "backslashreplace").decode("unicode_escape")
-        except (UnicodeDecodeError, UnicodeEncodeError):
-            text = raw
-        parts.append(("lit", text))
-        return end + 1
-    parts.append(("lit", "$"))
-    return i + 1
-
-
-def _tokens(s: str) -> list[_Word | _Op | _Redir]:
-    out: list[_Word | _Op | _Redir] = []
-    pending: list[_Redir] = []  # here-documents whose bodies start at the next newline
-    i, n = 0, len(s)
-    while i < n:
-        ch = s[i]
-        if ch in " \t":
-            i += 1
-            continue
-        if ch == "\\" and s.startswith("\\\n", i):
-            i += 2
-            continue
-        if ch == "\n":
-            out.append(_Op(";"))
-            i += 1
-            for redir in pending:
-                delim = redir.target.literal_prefix() if redir.target else ""
-                body_end = s.find("\n" + delim + "\n", i - 1)
-                if body_end < 0:
-                    stop = s.find("\n" + delim, i - 1)
-                    body_end = stop if stop >= 0 and s.endswith(delim) else n
-                redir.heredoc = s[i:body_end + 1] if body_end < n else s[i:]
-                i = min(n, body_end + len(delim) + 2)
-            pending.clear()
-            continue
-        if ch == "#" and (i == 0 or s[i - 1] in " \t\n;&|()"):
-            j = s.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        m = _REDIRECT.match(s, i)
-        if m:
-            op = m.group(2)
-            if s.startswith(("<(", ">("), i):
-                end = _matching(s, i + 2, "(", ")")
-                out.append(_Word([("sub", s[i + 2 : end])]))
-                i = end + 1
-                continue
-            i = m.end()
-            while i < n and s[i] in " \t":
-                i += 1
-            redir = _Redir(op)
-            if i < n and s[i] not in ";&|\n()":
-                redir.target, i = _word(s, i)
-            if op in ("<<", "<<-"):
-                pending.append(redir)
-            out.append(redir)
-            continue
-        if ch in ";&|()":
-            two = s[i : i + 2]
-            if two in ("&&", "||", ";;", "|&"):
-                out.append(_Op("|" if two == "|&" else ";"))
-                i += 2
-            else:
-                out.append(_Op("|" if ch == "|" else ";"))
-                i += 1
-            continue
-        word, i = _word(s, i)
-        out.append(word)
-    return out
-
-
-def _word(s: str, i: int) -> tuple[_Word, int]:
-    parts: list[tuple[str, str]] = []
-    quoted = False
-    n = len(s)
-    buf: list[str] = []
-
-    def flush() -> None:
-        if buf:
-            parts.append(("lit", "".join(buf)))
-            buf.clear()
-
-    while i < n:
-        ch = s[i]
-        if ch in " \t\n;&|()<>":
-            break
-        if ch == "\\":
-            if i + 1 < n:
-                buf.append(s[i + 1])
-            i += 2
-        elif ch == "'":
-            quoted = True
-            j = s.find("'", i + 1)
-            j = n if j < 0 else j
-            buf.append(s[i + 1 : j])
-            i = j + 1
-        elif ch == '"':
-            quoted = True
-            i += 1
-            while i < n and s[i] != '"':
-                c = s[i]
-                if c == "\\" and i + 1 < n and s[i + 1] in '$`"\\\n':
-                    buf.append(s[i + 1])
-                    i += 2
-                elif c == "$":
-                    flush()
-                    i = _dollar(s, i, parts)
-                elif c == "`":
-                    flush()
-                    j = s.find("`", i + 1)
-                    j = n if j < 0 else j
-                    parts.append(("sub", s[i + 1 : j]))
-                    i = j + 1
-                else:
-                    buf.append(c)
-                    i += 1
-            i += 1
-        elif ch == "$":
-            flush()
-            i = _dollar(s, i, parts)
-        elif ch == "`":
-            flush()
-            j = s.find("`", i + 1)
-            j = n if j < 0 else j
-            parts.append(("sub", s[i + 1 : j]))
-            i = j + 1
-        else:
-            buf.append(ch)
-            i += 1
-    flush()
-    return _Word(parts, quoted), i
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -358,9 +126,9 @@ class _Reader:
         if depth > MAX_DEPTH:
             return
         pipeline: list[Simple] = []
-        stage: list[_Word | _Redir] = []
-        for tok in _tokens(text):
-            if isinstance(tok, _Op):
+        stage: list[Word | Redir] = []
+        for tok in tokens(text):
+            if isinstance(tok, Op):
                 if stage:
                     pipeline.append(self._simple(stage, depth))
                     stage = []
@@ -373,7 +141,7 @@ class _Reader:
             pipeline.append(self._simple(stage, depth))
         self._finish(pipeline, depth)
 
-    def value(self, word: _Word, depth: int) -> str:
+    def value(self, word: Word, depth: int) -> str:
         out = []
         for kind, text in word.parts:
             if kind == "lit":
@@ -401,13 +169,13 @@ class _Reader:
         made = [c for c in self.commands[start:] if c.depth == depth + 1]
         return _static_output(made) if made else None
 
-    def _simple(self, stage: list[_Word | _Redir], depth: int) -> Simple:
+    def _simple(self, stage: list[Word | Redir], depth: int) -> Simple:
         words: list[str] = []
         redirects: list[tuple[str, str]] = []
         stdin = None
         assigns: dict[str, str] = {}
         for tok in stage:
-            if isinstance(tok, _Redir):
+            if isinstance(tok, Redir):
                 target = self.value(tok.target, depth) if tok.target else ""
                 if tok.op in ("<<", "<<-"):
                     stdin = tok.heredoc
@@ -417,7 +185,11 @@ class _Reader:
                     redirects.append((tok.op, target))
                 continue
             value = self.value(tok, depth)
-            if not words and _ASSIGN_HEAD.match(tok.literal_prefix()) and (m := _ASSIGN.match(value)):
+            if (
+                not words
+                and _ASSIGN_HEAD.match(tok.literal_prefix())
+                and (m := _ASSIGN.match(value))
+            ):
                 assigns[m.group(1)] = m.group(3)
                 continue
             # An unquoted expansion splits into words, as the shell does.
@@ -570,66 +342,6 @@ def _unescape(fmt: str) -> str:
         return fmt.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except (UnicodeDecodeError, UnicodeEncodeError):
         return fmt
-
-
-# -- paths ------------------------------------------------------------------------------
-
-
-def resolve(path: str, cwd: str) -> str:
-    """``path`` made absolute against ``cwd`` and normalised; home stays ``~``."""
-    if path == "~" or path.startswith("~/"):
-        rest = posixpath.normpath("/" + path[2:])
-        return "~" if rest == "/" else "~" + rest
-    if not path.startswith("/"):
-        path = posixpath.join(cwd, path)
-    out = posixpath.normpath(path)
-    return "/" if out == "//" else out
-
-
-def looks_like_path(arg: str) -> bool:
-    return (
-        ("/" in arg or arg.startswith(("~", ".")))
-        and "://" not in arg
-        and not any(c in arg for c in " \t\n")
-    )
-
-
-def accesses(cmd: Simple) -> list[Access]:
-    """The files ``cmd`` reads, writes, appends to or deletes, by what it is."""
-    out: list[Access] = []
-    for op, target in cmd.redirects:
-        if target and not target.isdigit() and target != "-":
-            kind = "append" if ">>" in op else "write" if ">" in op else "read"
-            out.append(Access(kind, resolve(target, cmd.cwd)))
-    args = [a for a in cmd.args if not a.startswith("-") or a.startswith(("-@",))]
-    role = _WRITERS.get(cmd.prog)
-    if cmd.prog == "sed" and not any(a.startswith("-i") or a == "--in-place" for a in cmd.args):
-        role = None
-    for k, a in enumerate(args):
-        for piece in _path_pieces(a):
-            if cmd.prog in _COPIERS and len(args) > 1:
-                source = "delete" if cmd.prog == "mv" else "read"
-                kind = "write" if k == len(args) - 1 else source
-            elif cmd.prog == "dd":
-                kind = "write" if a.startswith("of=") else "read"
-            elif role == "append?":
-                kind = "append" if "-a" in cmd.args or "--append" in cmd.args else "write"
-            elif role == "sed":
-                kind = "write" if k > 0 else None
-            else:
-                kind = role or "read"
-            if kind and (looks_like_path(piece) or role or cmd.prog in _READERS):
-                out.append(Access(kind, resolve(piece, cmd.cwd)))
-    return out
-
-
-def _path_pieces(arg: str) -> list[str]:
-    """The paths inside one argument: ``of=/dev/sda``, ``file=@/etc/passwd``, ``@f``."""
-    if "=" in arg and not arg.startswith(("/", "~", ".")):
-        arg = arg.split("=", 1)[1]
-    if arg.startswith("@"):
-        arg = arg[1:]
-    return [arg] if arg else []
 
 
 def parse(command: str, cwd: str = "/", home: str = "~") -> Parsed:
