@@ -7,14 +7,14 @@ file; rules are declarative YAML (``default_rules.yaml``) that users extend.
 
 from openale.safety.detect import ScanContext, scan_command, scan_file_op, scan_output
 from openale.safety.findings import CATEGORIES, SEVERITIES, Evidence, Finding, Severity
-from openale.safety.rules import Rule, RuleError, RuleSet, default_rules, load_rules
+from openale.safety.rules import DetectionRule, RuleError, RuleSet, default_rules, load_rules
 
 __all__ = [
     "CATEGORIES",
     "SEVERITIES",
     "Evidence",
     "Finding",
-    "Rule",
+    "DetectionRule",
     "RuleError",
     "RuleSet",
     "ScanContext",

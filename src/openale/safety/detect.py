@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from openale.safety.findings import Evidence, Finding
 from openale.safety.paths import Access, accesses, resolve
-from openale.safety.rules import CompiledRule, Op, RuleSet, default_rules
+from openale.safety.rules import CompiledRule, FileOp, RuleSet, default_rules
 from openale.safety.shell import Simple, parse
 
 _REMOTE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+(\.[\w-]+)+:")
@@ -126,7 +126,7 @@ def scan_command(
 
 
 def scan_file_op(
-    op: Op, path: str, context: ScanContext | None = None, rules: RuleSet | None = None
+    op: FileOp, path: str, context: ScanContext | None = None, rules: RuleSet | None = None
 ) -> list[Finding]:
     """Rules a file operation (a sandbox file API call, an agent's file tool) matches."""
     rules = rules or default_rules()

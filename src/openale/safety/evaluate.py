@@ -25,7 +25,7 @@ from openale.safety.rules import RuleSet
 
 
 @dataclass(frozen=True)
-class Sample:
+class LabelledCommand:
     command: str
     category: str | None  # None: benign
     held_out: bool
@@ -35,20 +35,20 @@ def held_out(line: str) -> bool:
     return hashlib.sha256(line.encode()).digest()[0] % 5 == 0
 
 
-def load_corpus(benign: Path, risky: Path) -> list[Sample]:
+def load_corpus(benign: Path, risky: Path) -> list[LabelledCommand]:
     out = []
     for line in Path(benign).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            out.append(Sample(line, None, held_out(line)))
+            out.append(LabelledCommand(line, None, held_out(line)))
     for line in Path(risky).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             category, command = line.split("\t", 1)
-            out.append(Sample(command, category, held_out(line)))
+            out.append(LabelledCommand(command, category, held_out(line)))
     return out
 
 
 @dataclass
-class Score:
+class DetectionScore:
     tp: int = 0
     fp: int = 0
     fn: int = 0
@@ -73,29 +73,29 @@ class Score:
 
 @dataclass
 class Evaluation:
-    per_category: dict[str, Score]
-    overall: Score
-    misses: list[Sample]  # risky commands not flagged as their category
-    false_alarms: list[tuple[Sample, list[str]]]  # benign commands and the rules they hit
+    per_category: dict[str, DetectionScore]
+    overall: DetectionScore
+    misses: list[LabelledCommand]  # risky commands not flagged as their category
+    false_alarms: list[tuple[LabelledCommand, list[str]]]  # benign commands and the rules they hit
 
 
 def evaluate(
-    samples: list[Sample], rules: RuleSet | None = None, context: ScanContext | None = None
+    samples: list[LabelledCommand], rules: RuleSet | None = None, context: ScanContext | None = None
 ) -> Evaluation:
-    per = {c: Score() for c in CATEGORIES}
-    overall = Score()
+    per = {c: DetectionScore() for c in CATEGORIES}
+    overall = DetectionScore()
     misses, alarms = [], []
     for s in samples:
         findings = scan_command(s.command, context, rules)
         cats = {f.category for f in findings}
         if s.category is None:
             for c in cats:
-                per.setdefault(c, Score()).fp += 1
+                per.setdefault(c, DetectionScore()).fp += 1
             if findings:
                 overall.fp += 1
                 alarms.append((s, sorted({f.rule for f in findings})))
             continue
-        score = per.setdefault(s.category, Score())
+        score = per.setdefault(s.category, DetectionScore())
         if s.category in cats:
             score.tp += 1
         else:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from openale.safety.findings import Severity
 
-Op = Literal["read", "write", "append", "delete"]
+FileOp = Literal["read", "write", "append", "delete"]
 RuleKind = Literal["command", "text", "file", "output"]
 DEFAULT_RULES = "default_rules.yaml"
 _MACRO = re.compile(r"\{([A-Za-z_]+)\}")
@@ -58,7 +58,7 @@ class Match(BaseModel):
     outside_workspace: bool = False
     text: str | None = None
     paths: list[str] = Field(default_factory=list)
-    ops: list[Op] = Field(default_factory=lambda: ["read", "write", "append", "delete"])
+    ops: list[FileOp] = Field(default_factory=lambda: ["read", "write", "append", "delete"])
     not_programs: list[str] = Field(default_factory=list)
     output: str | None = None
 
@@ -80,7 +80,7 @@ class Match(BaseModel):
         return self
 
 
-class Rule(BaseModel):
+class DetectionRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9_.-]+$")
@@ -103,14 +103,14 @@ class RuleFile(BaseModel):
 
     workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
     macros: dict[str, str] = Field(default_factory=dict)
-    rules: list[Rule] = Field(default_factory=list)
+    rules: list[DetectionRule] = Field(default_factory=list)
 
 
 class RuleSet:
     """Rules ready to match: regexes compiled, macros expanded, command rules by program."""
 
     def __init__(self, files: list[RuleFile]):
-        merged: dict[str, Rule] = {}
+        merged: dict[str, DetectionRule] = {}
         self.scratch: list[str] = []
         self.macros: dict[str, str] = {}
         for f in files:
@@ -163,7 +163,7 @@ class CompiledRule:
 
     __slots__ = ("rule", "args", "not_args", "text", "paths", "output", "_globs", "ops")
 
-    def __init__(self, rule: Rule, regex):
+    def __init__(self, rule: DetectionRule, regex):
         m = rule.match
         where = f"rule {rule.id}"
         self.rule = rule

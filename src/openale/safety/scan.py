@@ -19,11 +19,11 @@ from openale.agent.trajectory import FORMAT as TRAJECTORY_FORMAT
 from openale.agent.trajectory import Trajectory
 from openale.safety.detect import ScanContext, scan_command, scan_file_op, scan_output
 from openale.safety.findings import Finding
-from openale.safety.rules import Op, RuleSet, default_rules
+from openale.safety.rules import FileOp, RuleSet, default_rules
 from openale.sandbox.audit import AuditEvent
 
 # Audit file actions (sandbox and control plane) and what they do to the path.
-_FILE_OPS: dict[str, Op] = {
+_FILE_OPS: dict[str, FileOp] = {
     "write": "write",
     "read": "read",
     "upload_dir": "write",
@@ -35,7 +35,7 @@ _FILE_OPS: dict[str, Op] = {
 }
 # Agent tools: shell commands and file operations by argument.
 _SHELL_TOOLS = {"shell", "bash", "run", "execute", "terminal"}
-_FILE_TOOLS: dict[str, Op] = {"read_file": "read", "write_file": "write", "edit": "write"}
+_FILE_TOOLS: dict[str, FileOp] = {"read_file": "read", "write_file": "write", "edit": "write"}
 
 
 class ScanError(ValueError):

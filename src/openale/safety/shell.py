@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from openale.safety.paths import Access, accesses, resolve
-from openale.safety.shell_words import Op, Redir, Word, tokens
+from openale.safety.shell_words import Operator, Redir, Word, tokens
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish"})
 # Programs that run the rest of their arguments as a command: how many option
@@ -128,7 +128,7 @@ class _Reader:
         pipeline: list[Simple] = []
         stage: list[Word | Redir] = []
         for tok in tokens(text):
-            if isinstance(tok, Op):
+            if isinstance(tok, Operator):
                 if stage:
                     pipeline.append(self._simple(stage, depth))
                     stage = []

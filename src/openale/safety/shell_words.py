@@ -31,7 +31,7 @@ class Word:
 
 
 @dataclass(slots=True)
-class Op:
+class Operator:
     op: str
 
 
@@ -107,8 +107,8 @@ def _dollar(s: str, i: int, parts: list[tuple[str, str]]) -> int:
     return i + 1
 
 
-def tokens(s: str) -> list[Word | Op | Redir]:
-    out: list[Word | Op | Redir] = []
+def tokens(s: str) -> list[Word | Operator | Redir]:
+    out: list[Word | Operator | Redir] = []
     pending: list[Redir] = []  # here-documents whose bodies start at the next newline
     i, n = 0, len(s)
     while i < n:
@@ -120,7 +120,7 @@ def tokens(s: str) -> list[Word | Op | Redir]:
             i += 2
             continue
         if ch == "\n":
-            out.append(Op(";"))
+            out.append(Operator(";"))
             i += 1
             for redir in pending:
                 delim = redir.target.literal_prefix() if redir.target else ""
@@ -157,10 +157,10 @@ def tokens(s: str) -> list[Word | Op | Redir]:
         if ch in ";&|()":
             two = s[i : i + 2]
             if two in ("&&", "||", ";;", "|&"):
-                out.append(Op("|" if two == "|&" else ";"))
+                out.append(Operator("|" if two == "|&" else ";"))
                 i += 2
             else:
-                out.append(Op("|" if ch == "|" else ";"))
+                out.append(Operator("|" if ch == "|" else ";"))
                 i += 1
             continue
         word, i = _word(s, i)

@@ -21,7 +21,7 @@ import httpx
 
 from openale.sandbox.errors import SandboxError
 from openale.sandbox.remote.core import Call, Target, backoff, error_from, should_retry, unavailable
-from openale.sandbox.remote.ops import Op, T
+from openale.sandbox.remote.ops import Operation, T
 
 LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
 
@@ -65,7 +65,7 @@ class RemoteHttp:
     def send(self, call: Call) -> httpx.Response:
         return self._send(call, stream=False)
 
-    def run(self, op: Op[T]) -> T:
+    def run(self, op: Operation[T]) -> T:
         """Drive an operation of ``ops``: send each call it yields, hand back the answer."""
         try:
             call = next(op)
@@ -143,7 +143,7 @@ class AsyncRemoteHttp:
     async def send(self, call: Call) -> httpx.Response:
         return await self._send(call, stream=False)
 
-    async def run(self, op: Op[T]) -> T:
+    async def run(self, op: Operation[T]) -> T:
         """``RemoteHttp.run`` from asyncio: the same operations, awaited."""
         try:
             call = next(op)

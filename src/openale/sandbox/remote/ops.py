@@ -31,7 +31,7 @@ from openale.sandbox.remote.wire import ExistsResponse, SessionCreated
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
 
 T = TypeVar("T")
-Op = Generator[calls.Call, httpx.Response, T]
+Operation = Generator[calls.Call, httpx.Response, T]
 
 # ``stat -L`` of one path as "kind<TAB>size mode mtime<TAB>resolved path"; exit 3 if missing.
 _STAT = (
@@ -49,42 +49,44 @@ def snapshot_id(snapshot: Snapshot | str) -> str:
 
 def create(
     spec: SandboxSpec | dict | None, fields: dict[str, Any], envhub: str | None, key: str | None
-) -> Op[SandboxInfo]:
+) -> Operation[SandboxInfo]:
     answer = yield calls.create(spec, fields, envhub, key)
     return SandboxInfo.model_validate(answer.json())
 
 
-def get(sandbox_id: str) -> Op[SandboxInfo]:
+def get(sandbox_id: str) -> Operation[SandboxInfo]:
     answer = yield calls.get(sandbox_id)
     return SandboxInfo.model_validate(answer.json())
 
 
-def list_all(all_owners: bool) -> Op[list[SandboxInfo]]:
+def list_all(all_owners: bool) -> Operation[list[SandboxInfo]]:
     answer = yield calls.list_all(all_owners)
     return [SandboxInfo.model_validate(row) for row in answer.json()]
 
 
-def fork(snapshot: Snapshot | str, n: int, overrides: dict[str, Any]) -> Op[list[SandboxInfo]]:
+def fork(
+    snapshot: Snapshot | str, n: int, overrides: dict[str, Any]
+) -> Operation[list[SandboxInfo]]:
     if n < 1:
         raise ValueError("n must be at least 1")
     answer = yield calls.fork(snapshot_id(snapshot), n, overrides)
     return [SandboxInfo.model_validate(row) for row in answer.json()]
 
 
-def delete_snapshot(snapshot: Snapshot | str) -> Op[None]:
+def delete_snapshot(snapshot: Snapshot | str) -> Operation[None]:
     yield calls.delete_snapshot(snapshot_id(snapshot))
 
 
-def snapshot(sandbox_id: str) -> Op[Snapshot]:
+def snapshot(sandbox_id: str) -> Operation[Snapshot]:
     answer = yield calls.snapshot(sandbox_id)
     return Snapshot.model_validate(answer.json())
 
 
-def restart(sandbox_id: str) -> Op[None]:
+def restart(sandbox_id: str) -> Operation[None]:
     yield calls.restart(sandbox_id)
 
 
-def delete(sandbox_id: str) -> Op[None]:
+def delete(sandbox_id: str) -> Operation[None]:
     try:
         yield calls.delete(sandbox_id)
     except SandboxError as e:
@@ -95,12 +97,12 @@ def delete(sandbox_id: str) -> Op[None]:
 # -- commands and sessions ----------------------------------------------------------------
 
 
-def run(sandbox_id: str, cmd: str, **options: Any) -> Op[CommandResult]:
+def run(sandbox_id: str, cmd: str, **options: Any) -> Operation[CommandResult]:
     answer = yield calls.run(sandbox_id, cmd, **options)
     return CommandResult.model_validate(answer.json())
 
 
-def interrupt_command(sandbox_id: str, command_id: str) -> Op[None]:
+def interrupt_command(sandbox_id: str, command_id: str) -> Operation[None]:
     try:
         yield calls.interrupt_command(sandbox_id, command_id)
     except SandboxNotFoundError:
@@ -109,22 +111,22 @@ def interrupt_command(sandbox_id: str, command_id: str) -> Op[None]:
 
 def session_create(
     sandbox_id: str, cwd: str | None, env: dict[str, str] | None, user: str | None
-) -> Op[str]:
+) -> Operation[str]:
     answer = yield calls.session_create(sandbox_id, cwd, env, user)
     return SessionCreated.model_validate(answer.json()).session_id
 
 
-def session_run(call: calls.Call) -> Op[CommandResult]:
+def session_run(call: calls.Call) -> Operation[CommandResult]:
     """A session command over plain HTTP (where its WebSocket cannot serve)."""
     answer = yield call
     return CommandResult.model_validate(answer.json())
 
 
-def session_interrupt(sandbox_id: str, session_id: str) -> Op[None]:
+def session_interrupt(sandbox_id: str, session_id: str) -> Operation[None]:
     yield calls.session_interrupt(sandbox_id, session_id)
 
 
-def session_delete(sandbox_id: str, session_id: str) -> Op[None]:
+def session_delete(sandbox_id: str, session_id: str) -> Operation[None]:
     try:
         yield calls.session_delete(sandbox_id, session_id)
     except (SessionClosedError, SandboxNotRunningError):
@@ -137,27 +139,27 @@ def session_delete(sandbox_id: str, session_id: str) -> Op[None]:
 # -- files --------------------------------------------------------------------------------
 
 
-def file_write(sandbox_id: str, path: str, data: bytes | str, mode: int | None) -> Op[None]:
+def file_write(sandbox_id: str, path: str, data: bytes | str, mode: int | None) -> Operation[None]:
     payload = data.encode() if isinstance(data, str) else bytes(data)
     yield calls.file_write(sandbox_id, path, payload, mode)
 
 
-def file_read(sandbox_id: str, path: str) -> Op[bytes]:
+def file_read(sandbox_id: str, path: str) -> Operation[bytes]:
     answer = yield calls.file_read(sandbox_id, path)
     return answer.content
 
 
-def file_exists(sandbox_id: str, path: str) -> Op[bool]:
+def file_exists(sandbox_id: str, path: str) -> Operation[bool]:
     answer = yield calls.file_exists(sandbox_id, path)
     return ExistsResponse.model_validate(answer.json()).exists
 
 
-def file_list(sandbox_id: str, path: str, depth: int) -> Op[list[FileEntry]]:
+def file_list(sandbox_id: str, path: str, depth: int) -> Operation[list[FileEntry]]:
     answer = yield calls.file_list(sandbox_id, path, depth)
     return [FileEntry.model_validate(row) for row in answer.json()]
 
 
-def file_stat(sandbox_id: str, path: str) -> Op[FileEntry | None]:
+def file_stat(sandbox_id: str, path: str) -> Operation[FileEntry | None]:
     """``path`` with symlinks followed, or None. The API has no stat route: a command asks."""
     command = f"sh -c {shlex.quote(_STAT)} sh {shlex.quote(path)}"
     # As root, like the engine's own stat of the embedded sandbox: any path can be seen.
