@@ -279,6 +279,9 @@ class PreparedBatch:
     weights: list[float]  # each micro-batch's share of the loss's denominator
     samples: int
     tokens: int  # loss tokens
+    # Per micro-batch: 1 + its largest chunk index, counted on the host so the
+    # chunk-level losses need not read it back from the device.
+    max_chunks: list[int] = field(default_factory=list)
 
     @property
     def padded_tokens(self) -> int:
@@ -319,6 +322,12 @@ def prepare_batch(
     total = sum(counts)
     weights = [c / total if total else 0.0 for c in counts]
     tokens = sum(int(p.loss_mask.sum()) for p in cpu_packs)
+    max_chunks = [int(p.chunk_index.max()) + 1 for p in cpu_packs]  # host tensors: no sync
     packs = [p.to(device) for p in cpu_packs]
-    advantages = [adv_all[mb].to(device) for mb in split]  # [B] each
-    return PreparedBatch(packs, advantages, weights, len(samples), tokens)
+    device = torch.device(device)
+    pin = device.type == "cuda"  # pinned: the copy does not hold the host up
+    advantages = [
+        (adv_all[mb].pin_memory() if pin else adv_all[mb]).to(device, non_blocking=pin)
+        for mb in split
+    ]  # [B] each
+    return PreparedBatch(packs, advantages, weights, len(samples), tokens, max_chunks)
