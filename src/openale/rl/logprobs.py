@@ -76,7 +76,6 @@ class TemperedLogprob(torch.autograd.Function):
                 target = -torch.expm1(picked[e]) * inv[e]
                 chunk.scatter_(-1, t, target[:, None].to(chunk.dtype))
         ctx.overwrite = overwrite
-        ctx.used = False
         if grad_part is not None:
             ctx.save_for_backward(grad_part)
         return picked
@@ -86,10 +85,9 @@ class TemperedLogprob(torch.autograd.Function):
         (grad_part,) = ctx.saved_tensors
         g = grad.float()[:, None]
         if not ctx.overwrite:
-            return torch.mul(grad_part, g).to(grad_part.dtype), None, None, None
-        if ctx.used:
-            raise RuntimeError("TemperedLogprob(overwrite=True) backpropagates once")
-        ctx.used = True
+            out = torch.empty_like(grad_part)
+            return torch.mul(grad_part, g, out=out), None, None, None
+        # In place: a second backward through the graph fails autograd's version check.
         return grad_part.mul_(g), None, None, None
 
 

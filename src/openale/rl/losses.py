@@ -290,7 +290,9 @@ def ipa_loss(
             "mismatch_max": torch.where(
                 any_chunk, chunk_mismatch.masked_fill(~present, -math.inf).max(), 1.0
             ),
-            "ratio_mean": torch.where(any_chunk, _masked(chunk_rho, present).sum() / per_chunk, 1.0),
+            "ratio_mean": torch.where(
+                any_chunk, _masked(chunk_rho, present).sum() / per_chunk, 1.0
+            ),
             "return_mean": _masked(returns, mask).sum() / mask.sum().clamp(min=1),
             "negative_fraction": negative.float().mean(),
             "tokens": mask.sum().float(),

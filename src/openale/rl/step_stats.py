@@ -75,7 +75,8 @@ class PendingStats:
     def add_mismatch(self, old: torch.Tensor, behaviour: torch.Tensor, mask: torch.Tensor) -> None:
         """Behaviour mu vs pi_old over one micro-batch's loss tokens."""
         sums = losses.mismatch_sums(old, behaviour, mask)
-        self.mismatch = sums if self.mismatch is None else losses.merge_mismatch(self.mismatch, sums)
+        merged = sums if self.mismatch is None else losses.merge_mismatch(self.mismatch, sums)
+        self.mismatch = merged
 
     def resolve(self, stats: StepStats) -> StepStats:
         """Read every pending figure back in one transfer and write them into ``stats``."""

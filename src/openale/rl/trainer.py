@@ -227,9 +227,7 @@ class Trainer:
                 continue
             logp = self.token_logprobs(p, grad=True)
             old_i = old[i] if old[i] is not None else logp.detach()  # same weights: pi_old
-            loss, parts = self._loss(
-                p, logp, old_i, prepared.advantages[i], prepared.max_chunks[i]
-            )
+            loss, parts = self._loss(p, logp, old_i, prepared.advantages[i], prepared.max_chunks[i])
             if refs[i] is not None:
                 kl = losses.aggregate(
                     losses.kl_penalty(logp, refs[i], p.loss_mask, kind=cfg.kl_kind),
