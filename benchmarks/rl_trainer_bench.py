@@ -16,6 +16,10 @@ split into the same micro-batches:
 - ``bare``: the already-packed micro-batches, forward, log-softmax gather, a
   reward-weighted log-likelihood loss, backward, clipping, AdamW -- with the
   same float32 weights and, for ``--dtype bfloat16``, the same bf16 autocast.
+  PyTorch's default AdamW (the multi-tensor "foreach" one);
+- on CUDA also ``bare_fused_adamw``: the bare step with AdamW(fused=True), the
+  optimizer the trainer uses there, so the share of the optimizer in the
+  trainer's lead over ``bare`` is visible.
 
 ``trainer_vs_bare_torch`` = trainer tokens/s ÷ bare tokens/s (medians; goal
 >= 0.8), counted per second of process CPU time: on a shared machine other
@@ -33,6 +37,8 @@ of wall-clock medians (the GPU does the work, not the process's CPU time), and
 the result also holds each side's peak GPU memory and MFU (model FLOPs of
 forward + backward per second over the dense bf16 peak); it goes under
 ``trainer_vs_bare_torch_gpu`` / the model's name, or into ``--out``.
+``--profile FILE`` then profiles one trainer and one bare step (torch.profiler)
+and writes the kernels' time table to FILE.
 """
 
 from __future__ import annotations
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace) -> dict:
     packs = [pack(mb, trainer.pad_id).to(device) for mb in split]
     padded = sum(p.input_ids.numel() for p in packs)
     bare_opt = torch.optim.AdamW(trainer.params, lr=1e-6)
+    fused_opt = torch.optim.AdamW(trainer.params, lr=1e-6, fused=True) if cuda else None
     model = trainer.model
     flops = train_flops(model, args.samples, args.length)
     peak_mem: dict[str, float] = {}
@@ -152,15 +159,17 @@ def run(args: argparse.Namespace) -> dict:
         stats = trainer.train_step(samples)
         assert stats.padded_tokens == padded
 
-    def bare() -> None:
+    def bare(optimizer=bare_opt) -> None:
         model.train()
-        bare_step(model, bare_opt, packs, config.max_grad_norm, compute)
+        bare_step(model, optimizer, packs, config.max_grad_norm, compute)
 
     sides = {
         "trainer": lambda: timed("trainer", lambda: trainer_step(False)),
         "trainer_separate_old": lambda: timed("trainer_separate_old", lambda: trainer_step(True)),
         "bare": lambda: timed("bare", bare),
     }
+    if fused_opt is not None:
+        sides["bare_fused_adamw"] = lambda: timed("bare_fused_adamw", lambda: bare(fused_opt))
 
     def summary(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict:
         med = {name: statistics.median(t) for name, t in times.items()}
@@ -170,6 +179,11 @@ def run(args: argparse.Namespace) -> dict:
         out = {
             "value": round(basis["bare"] / basis["trainer"], 3),
             "value_separate_old_pass": round(basis["bare"] / basis["trainer_separate_old"], 3),
+            **{
+                f"value_vs_{name}": round(basis[name] / basis["trainer"], 3)
+                for name in ("bare_fused_adamw",)
+                if name in basis
+            },
             "wall_ratio": round(med["bare"] / med["trainer"], 3),
             "wall_ratio_separate_old_pass": round(med["bare"] / med["trainer_separate_old"], 3),
             "goal": 0.95 if cuda else 0.8,
@@ -221,7 +235,8 @@ def run(args: argparse.Namespace) -> dict:
     cpu: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for i in range(args.repeats):
-        for name in names[i % 3 :] + names[: i % 3]:  # rotate the order each repeat
+        k = i % len(names)
+        for name in names[k:] + names[:k]:  # rotate the order each repeat
             wall, used = sides[name]()
             times[name].append(wall)
             cpu[name].append(used)
@@ -232,7 +247,28 @@ def run(args: argparse.Namespace) -> dict:
         )
         if not args.no_save:  # after every repeat: a run cut short still leaves its figures
             save(summary(times, cpu), args)
+    if args.profile:
+        profile(args.profile, device, {"trainer": lambda: trainer_step(False), "bare": bare})
     return summary(times, cpu)
+
+
+def profile(path: str, device: torch.device, steps: dict) -> None:
+    """One step of each side under torch.profiler; the kernels' time table goes to ``path``."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    with open(path, "a") as out:
+        for name, step in steps.items():
+            synchronize(device)
+            with torch_profile(activities=activities) as prof:
+                step()
+                synchronize(device)
+            table = prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=60)
+            out.write(f"== {name} ==\n{table}\n")
 
 
 def _device_name(device: torch.device) -> str:
@@ -273,6 +309,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--out", default=None, help="results file (default: results/rl.json)")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--profile", default=None, help="write a profile of one step per side")
     args = parser.parse_args()
     print(json.dumps(run(args), indent=2))  # run() saved it after every repeat
 

@@ -194,3 +194,40 @@ def test_bf16_training_keeps_float32_master_weights_so_tiny_steps_land(tokenizer
     assert bf16.abs().max() <= 1.2e-6 and math.isclose(
         float(bf16[both].abs().mean()), float(ref[both].abs().mean()), rel_tol=0.1
     )
+
+
+def test_tempered_logprob_overwriting_the_logits_gives_the_same_value_and_gradient(monkeypatch):
+    """``overwrite=True`` keeps the gradient in the logits' storage: same numbers, once."""
+    monkeypatch.setattr(logprobs_module, "CHUNK_ELEMENTS", 3 * 50)
+    gen = torch.Generator().manual_seed(1)
+    base = (torch.randn(10, 50, generator=gen) * 3).requires_grad_(True)
+    targets = torch.randint(0, 50, (10,), generator=gen)
+    temp = torch.tensor([0.5, 1.0, 2.0, 0.3, 1.0, 1.0, 0.7, 1.5, 1.0, 0.9])
+    weights = torch.randn(10, generator=gen)
+
+    plain = torch.log_softmax(base / temp[:, None], -1).gather(-1, targets[:, None])[:, 0]
+    (expected,) = torch.autograd.grad((plain * weights).sum(), base)
+    logits = base * 1.0  # a non-leaf the function may overwrite, as the model's output is
+    ours = TemperedLogprob.apply(logits, targets, temp, True)
+    loss = (ours * weights).sum()
+    (grad,) = torch.autograd.grad(loss, base, retain_graph=True)
+    torch.testing.assert_close(ours, plain.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(grad, expected, atol=1e-5, rtol=0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, base)
+
+
+def test_padded_rows_score_as_each_row_alone(tokenizer, tmp_path):
+    """The model runs without an attention mask: right padding must not change a real token."""
+    model, _ = tiny_random_model(seed=0, tokenizer=tokenizer)
+    trainer = Trainer(model, tokenizer, TrainerConfig(), out_dir=tmp_path)
+    rows = _batch(len(tokenizer))
+    for i, length in enumerate((24, 17, 11, 9)):
+        for name in ("input_ids", "loss_mask", "chunk_index", "behaviour_logprobs"):
+            setattr(rows[i], name, getattr(rows[i], name)[:length])
+    together = trainer.token_logprobs(pack(rows, trainer.pad_id))
+    assert together.shape == (4, 24)
+    for i, row in enumerate(rows):
+        alone = trainer.token_logprobs(pack([row], trainer.pad_id))[0]
+        torch.testing.assert_close(together[i, : len(row)], alone, atol=1e-5, rtol=0)
+        assert (together[i, len(row) :] == 0).all()

@@ -16,12 +16,15 @@ from openale.rl.losses import (
     chunk_mean,
     chunk_ratio,
     chunk_returns,
+    finish_mismatch,
     group_advantages,
     grpo_loss,
     ipa_loss,
     kl_penalty,
+    merge_mismatch,
     mismatch_mask,
     mismatch_stats,
+    mismatch_sums,
     ppo_clip_loss,
     sft_loss,
     topr_loss,
@@ -369,3 +372,35 @@ def test_mismatch_stats():
     kl = ((math.exp(0.5) - 1 - 0.5) + (math.exp(-1) - 1 + 1) + 0) / 3
     assert stats["kl_k3"] == pytest.approx(kl)
     assert mismatch_stats(old, mu, torch.zeros_like(mask)) == {"tokens": 0.0}
+
+
+def test_ipa_with_a_known_chunk_bound_matches_the_one_read_from_the_tensor():
+    """``max_chunks`` (counted on the host by the trainer) changes nothing but the sync."""
+    gen = torch.Generator().manual_seed(0)
+    logp = -torch.rand(3, 8, generator=gen)
+    old = logp + 0.1 * torch.randn(3, 8, generator=gen)
+    mu = old - torch.tensor([[0.0] * 4 + [2.0] * 4] * 3)
+    chunk_index = torch.tensor([[-1, 0, 0, -1, 1, 1, 2, 2]] * 3)
+    mask = chunk_index >= 0
+    args = (logp, old, mu, torch.tensor([1.0, -1.0, 0.0]), chunk_index, torch.tensor([3, 3, 3]))
+    loss, stats = ipa_loss(*args, mask)
+    loss_k, stats_k = ipa_loss(*args, mask, max_chunks=5)  # any bound >= 3
+    torch.testing.assert_close(loss_k, loss)
+    assert stats_k.keys() == stats.keys()
+    for key, value in stats.items():
+        assert isinstance(value, torch.Tensor) and value.dim() == 0, key
+        torch.testing.assert_close(stats_k[key], value)
+    assert stats["mismatch_dropped_chunks"] == 6  # chunks 1 and 2 of every row: e^2 > H
+
+
+def test_mismatch_sums_merge_to_the_whole_batch_stats():
+    gen = torch.Generator().manual_seed(0)
+    old, mu = torch.randn(4, 6, generator=gen), torch.randn(4, 6, generator=gen)
+    mask = torch.rand(4, 6, generator=gen) > 0.4
+    whole = mismatch_stats(old, mu, mask)
+    parts = [mismatch_sums(old[i : i + 2], mu[i : i + 2], mask[i : i + 2]) for i in (0, 2)]
+    merged = merge_mismatch(*parts)
+    split = finish_mismatch({k: float(v) for k, v in merged.items()})
+    assert split.keys() == whole.keys()
+    for key, value in whole.items():
+        assert split[key] == pytest.approx(value, rel=1e-6), key

@@ -6,7 +6,9 @@ position t-1). ``mask`` is the loss mask (generated tokens, possibly narrowed
 further); nothing off the mask contributes, even if it is NaN or -inf there.
 Three log-probs appear: behaviour ``mu`` (recorded at generation), old
 ``pi_old`` (recomputed by the trainer before the update, no grad) and current
-``pi_theta`` (``logp``, with grad). Every ``*_loss`` returns ``(loss, stats)``.
+``pi_theta`` (``logp``, with grad). Every ``*_loss`` returns ``(loss, stats)``;
+the stats are 0-d tensors on the loss's device, so computing them never waits
+for the accelerator (the trainer reads a whole step's stats in one transfer).
 
 Aggregation (``aggregate``): "token-mean" averages over all masked tokens of
 the batch; "seq-mean-token-mean" averages each row over its tokens, then the
@@ -89,16 +91,22 @@ def group_advantages(
     return centred / (std[group_index] + eps)
 
 
-def _chunk_sums(values: Tensor, chunk_index: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _chunk_sums(
+    values: Tensor, chunk_index: Tensor, mask: Tensor, max_chunks: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per (row, chunk) sums and token counts [B, K], and each token's flat key [B, T].
 
-    Accumulated in float32: a bfloat16 count is inexact past 256 tokens.
+    ``max_chunks``: a bound on ``chunk_index + 1`` the caller already knows (the
+    trainer counts it while packing on the host); without it K is read from
+    ``chunk_index``, which waits for the device. Accumulated in float32: a
+    bfloat16 count is inexact past 256 tokens.
     """
     values = values.float()
     b, _ = values.shape
     keep = mask.bool() & (chunk_index >= 0)
-    k = int(chunk_index.max()) + 1 if chunk_index.numel() else 0
-    k = max(k, 1)
+    if max_chunks is None:
+        max_chunks = int(chunk_index.max()) + 1 if chunk_index.numel() else 0
+    k = max(max_chunks, 1)
     rows = torch.arange(b, device=values.device)[:, None]  # [B, 1]
     key = (rows * k + chunk_index.clamp(min=0)).reshape(-1)  # [B*T]
     v = _masked(values, keep).reshape(-1)
@@ -109,12 +117,15 @@ def _chunk_sums(values: Tensor, chunk_index: Tensor, mask: Tensor) -> tuple[Tens
     return sums.view(b, k), counts.view(b, k), key.view(values.shape)
 
 
-def chunk_mean(values: Tensor, chunk_index: Tensor, mask: Tensor) -> Tensor:
+def chunk_mean(
+    values: Tensor, chunk_index: Tensor, mask: Tensor, max_chunks: int | None = None
+) -> Tensor:
     """[B, T]: each masked token gets the mean of ``values`` over its chunk's masked tokens.
 
     Tokens off the mask (or with no chunk) get 0. Differentiable in ``values``.
+    ``max_chunks``: see ``_chunk_sums``.
     """
-    sums, counts, key = _chunk_sums(values, chunk_index, mask)
+    sums, counts, key = _chunk_sums(values, chunk_index, mask, max_chunks)
     means = (sums / counts.clamp(min=1)).reshape(-1)  # [B*K]
     keep = mask.bool() & (chunk_index >= 0)
     return _masked(means[key], keep)
@@ -128,7 +139,7 @@ def ppo_clip_loss(
     *,
     clip_eps: float = 0.2,
     agg: Agg = "token-mean",
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO-clip surrogate; ``advantages`` per sequence [B] or per token [B, T]."""
     mask = mask.bool()
     adv = advantages[:, None] if advantages.dim() == 1 else advantages  # [B, 1] or [B, T]
@@ -141,11 +152,11 @@ def ppo_clip_loss(
         n = mask.sum().clamp(min=1)
         clipped_frac = ((clipped < unclipped) & mask).sum() / n
         stats = {
-            "loss": float(loss),
-            "ratio_mean": float(_masked(ratio, mask).sum() / n),
-            "clip_frac": float(clipped_frac),
-            "advantage_mean": float(_masked(adv.expand_as(mask), mask).sum() / n),
-            "tokens": float(mask.sum()),
+            "loss": loss.detach(),
+            "ratio_mean": _masked(ratio, mask).sum() / n,
+            "clip_frac": clipped_frac,
+            "advantage_mean": _masked(adv.expand_as(mask), mask).sum() / n,
+            "tokens": mask.sum().float(),
         }
     return loss, stats
 
@@ -158,7 +169,7 @@ def grpo_loss(
     *,
     clip_eps: float = 0.2,
     agg: Agg = "token-mean",
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO: PPO-clip with one group-normalised advantage per sequence (``advantages`` [B])."""
     if advantages.dim() != 1:
         shape = tuple(advantages.shape)
@@ -173,7 +184,7 @@ def topr_loss(
     mask: Tensor,
     *,
     agg: Agg = "token-mean",
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """TOPR: ``R * logp`` for R > 0; ``clip(pi(y)/mu(y), 0, 1).detach() * R * logp`` otherwise."""
     mask = mask.bool()
     rewards = rewards.float()
@@ -184,11 +195,13 @@ def topr_loss(
     loss = -aggregate(weight[:, None] * logp, mask, agg)
     with torch.no_grad():
         negative = rewards <= 0
+        n_negative = negative.sum()
+        truncated_mean = _masked(truncated, negative).sum() / n_negative.clamp(min=1)
         stats = {
-            "loss": float(loss),
-            "negative_fraction": float(negative.float().mean()),
-            "truncated_ratio_mean": float(truncated[negative].mean()) if negative.any() else 1.0,
-            "tokens": float(mask.sum()),
+            "loss": loss.detach(),
+            "negative_fraction": negative.float().mean(),
+            "truncated_ratio_mean": torch.where(n_negative > 0, truncated_mean, 1.0),
+            "tokens": mask.sum().float(),
         }
     return loss, stats
 
@@ -202,16 +215,27 @@ def chunk_returns(
     return torch.where(chunk_index >= 0, g, torch.zeros_like(g))
 
 
-def chunk_ratio(logp: Tensor, old_logp: Tensor, chunk_index: Tensor, mask: Tensor) -> Tensor:
+def chunk_ratio(
+    logp: Tensor,
+    old_logp: Tensor,
+    chunk_index: Tensor,
+    mask: Tensor,
+    max_chunks: int | None = None,
+) -> Tensor:
     """[B, T]: ``exp(mean over the chunk of (logp - old_logp))`` per token; 1 off the mask."""
-    return chunk_mean(logp - old_logp, chunk_index, mask).exp()
+    return chunk_mean(logp - old_logp, chunk_index, mask, max_chunks).exp()
 
 
 def mismatch_mask(
-    old_logp: Tensor, behaviour_logp: Tensor, chunk_index: Tensor, mask: Tensor, H: float = 5.0
+    old_logp: Tensor,
+    behaviour_logp: Tensor,
+    chunk_index: Tensor,
+    mask: Tensor,
+    H: float = 5.0,
+    max_chunks: int | None = None,
 ) -> Tensor:
     """[B, T] bool: masked tokens of chunks kept, i.e. ``exp(chunk mean(old - mu)) <= H``."""
-    mean = chunk_mean(old_logp - behaviour_logp, chunk_index, mask)  # [B, T]
+    mean = chunk_mean(old_logp - behaviour_logp, chunk_index, mask, max_chunks)  # [B, T]
     return mask.bool() & (chunk_index >= 0) & ~(mean > math.log(H))
 
 
@@ -227,40 +251,51 @@ def ipa_loss(
     gamma: float = 0.95,
     H: float = 5.0,
     agg: Agg = "token-mean",
-) -> tuple[Tensor, dict[str, float]]:
+    max_chunks: int | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """IPA: ``-agg(G_k * w_k * keep_k * logp)`` with chunk returns, ratios and mismatch mask.
 
     ``w_k = clip(rho_k, 0, 1).detach()`` on trajectories with R <= 0, else 1.
     Dropped chunks weigh 0 but stay in the aggregation's denominator (``mask``),
     so scaling micro-batches by their loss-mask token counts stays exact.
+    ``max_chunks``: a known bound on ``chunk_index + 1`` (spares a device sync).
     """
     mask = mask.bool()
     returns = chunk_returns(rewards, chunk_index, num_chunks, gamma)  # [B, T]
-    rho = chunk_ratio(logp, old_logp, chunk_index, mask).detach()  # [B, T]
+    rho = chunk_ratio(logp, old_logp, chunk_index, mask, max_chunks).detach()  # [B, T]
     negative = (rewards <= 0)[:, None]  # [B, 1]
     weight = torch.where(negative, rho.clamp(0.0, 1.0), torch.ones_like(rho))  # [B, T]
-    keep = mismatch_mask(old_logp, behaviour_logp, chunk_index, mask, H)  # [B, T]
+    keep = mismatch_mask(old_logp, behaviour_logp, chunk_index, mask, H, max_chunks)  # [B, T]
     coef = returns * weight * keep  # [B, T], no grad
     loss = -aggregate(coef * logp, mask, agg)
     with torch.no_grad():
-        sums, counts, _ = _chunk_sums(_masked(old_logp - behaviour_logp, mask), chunk_index, mask)
-        present = counts > 0  # [B, K]
-        chunk_mismatch = (sums / counts.clamp(min=1)).exp()[present]  # [chunks]
-        ratio_sums, _, _ = _chunk_sums(logp - old_logp, chunk_index, mask)
-        chunk_rho = (ratio_sums / counts.clamp(min=1)).exp()[present]  # [chunks]
-        dropped = int((chunk_mismatch > H).sum())
-        n_chunks = int(present.sum())
+        diff = _masked(old_logp - behaviour_logp, mask)
+        sums, counts, _ = _chunk_sums(diff, chunk_index, mask, max_chunks)
+        present = counts > 0  # [B, K]; reductions over it, not indexing: no device sync
+        n_chunks = present.sum()
+        per_chunk = n_chunks.clamp(min=1)
+        chunk_mismatch = (sums / counts.clamp(min=1)).exp()  # [B, K]
+        ratio_sums, _, _ = _chunk_sums(logp - old_logp, chunk_index, mask, max_chunks)
+        chunk_rho = (ratio_sums / counts.clamp(min=1)).exp()  # [B, K]
+        dropped = ((chunk_mismatch > H) & present).sum()
+        any_chunk = n_chunks > 0
         stats = {
-            "loss": float(loss),
-            "chunks": float(n_chunks),
-            "mismatch_dropped_chunks": float(dropped),
-            "mismatch_dropped_frac": dropped / max(n_chunks, 1),
-            "mismatch_mean": float(chunk_mismatch.mean()) if n_chunks else 1.0,
-            "mismatch_max": float(chunk_mismatch.max()) if n_chunks else 1.0,
-            "ratio_mean": float(chunk_rho.mean()) if n_chunks else 1.0,
-            "return_mean": float(_masked(returns, mask).sum() / mask.sum().clamp(min=1)),
-            "negative_fraction": float(negative.float().mean()),
-            "tokens": float(mask.sum()),
+            "loss": loss.detach(),
+            "chunks": n_chunks.float(),
+            "mismatch_dropped_chunks": dropped.float(),
+            "mismatch_dropped_frac": dropped / per_chunk,
+            "mismatch_mean": torch.where(
+                any_chunk, _masked(chunk_mismatch, present).sum() / per_chunk, 1.0
+            ),
+            "mismatch_max": torch.where(
+                any_chunk, chunk_mismatch.masked_fill(~present, -math.inf).max(), 1.0
+            ),
+            "ratio_mean": torch.where(
+                any_chunk, _masked(chunk_rho, present).sum() / per_chunk, 1.0
+            ),
+            "return_mean": _masked(returns, mask).sum() / mask.sum().clamp(min=1),
+            "negative_fraction": negative.float().mean(),
+            "tokens": mask.sum().float(),
         }
     return loss, stats
 
@@ -281,35 +316,80 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, mask: Tensor, *, kind: KLKind = "
 
 def sft_loss(
     logp: Tensor, mask: Tensor, token_failed: Tensor, *, agg: Agg = "token-mean"
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Error-masked NLL: ``-agg(logp)`` over masked tokens of chunks whose tool call succeeded."""
     mask = mask.bool()
     kept = mask & ~token_failed.bool()
     loss = -aggregate(logp, kept, agg)
     with torch.no_grad():
         stats = {
-            "loss": float(loss),
-            "tokens": float(kept.sum()),
-            "failed_tokens_masked": float((mask & token_failed.bool()).sum()),
+            "loss": loss.detach(),
+            "tokens": kept.sum().float(),
+            "failed_tokens_masked": (mask & token_failed.bool()).sum().float(),
         }
     return loss, stats
 
 
-def mismatch_stats(old_logp: Tensor, behaviour_logp: Tensor, mask: Tensor) -> dict[str, float]:
-    """How far the trainer's log-probs are from the generator's, over masked tokens."""
+# How ``mismatch_sums`` of two micro-batches combine: the rest are sums.
+_MISMATCH_MAX = {"logprob_abs_diff_max", "ratio_max"}
+_MISMATCH_MIN = {"ratio_min"}
+
+
+def mismatch_sums(old_logp: Tensor, behaviour_logp: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """The mergeable parts of ``mismatch_stats`` as 0-d device tensors (no device sync):
+    token count, sums, min and max over masked tokens. ``merge_mismatch`` adds two up."""
     mask = mask.bool()
     with torch.no_grad():
-        diff = (old_logp - behaviour_logp)[mask]  # [N]
-        if diff.numel() == 0:
-            return {"tokens": 0.0}
-        ratio = diff.exp()
+        diff = (old_logp - behaviour_logp).float()
+        ratio = _masked(diff, mask).exp()
+        abs_diff = _masked(diff.abs(), mask)
         return {
-            "tokens": float(diff.numel()),
-            "logprob_abs_diff_mean": float(diff.abs().mean()),
-            "logprob_abs_diff_max": float(diff.abs().max()),
-            "ratio_mean": float(ratio.mean()),
-            "ratio_min": float(ratio.min()),
-            "ratio_max": float(ratio.max()),
+            "tokens": mask.sum().float(),
+            "logprob_abs_diff_sum": abs_diff.sum(),
+            "logprob_abs_diff_max": abs_diff.max() if mask.numel() else diff.new_zeros(()),
+            "ratio_sum": _masked(ratio, mask).sum(),
+            "ratio_min": ratio.masked_fill(~mask, math.inf).min()
+            if mask.numel()
+            else diff.new_full((), math.inf),
+            "ratio_max": ratio.masked_fill(~mask, -math.inf).max()
+            if mask.numel()
+            else diff.new_full((), -math.inf),
             # KL(mu || pi_old) from tokens sampled by mu: r - 1 - log r, r = pi_old / mu.
-            "kl_k3": float((torch.expm1(diff) - diff).mean()),
+            "kl_k3_sum": _masked(torch.expm1(diff) - diff, mask).sum(),
         }
+
+
+def merge_mismatch(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``mismatch_sums`` of the union of two token sets."""
+    out = {}
+    for k, v in a.items():
+        if k in _MISMATCH_MAX:
+            out[k] = torch.maximum(v, b[k])
+        elif k in _MISMATCH_MIN:
+            out[k] = torch.minimum(v, b[k])
+        else:
+            out[k] = v + b[k]
+    return out
+
+
+def finish_mismatch(sums: dict[str, float]) -> dict[str, float]:
+    """``mismatch_stats`` from ``mismatch_sums`` read back as numbers."""
+    n = sums["tokens"]
+    if n == 0:
+        return {"tokens": 0.0}
+    return {
+        "tokens": n,
+        "logprob_abs_diff_mean": sums["logprob_abs_diff_sum"] / n,
+        "logprob_abs_diff_max": sums["logprob_abs_diff_max"],
+        "ratio_mean": sums["ratio_sum"] / n,
+        "ratio_min": sums["ratio_min"],
+        "ratio_max": sums["ratio_max"],
+        "kl_k3": sums["kl_k3_sum"] / n,
+    }
+
+
+def mismatch_stats(old_logp: Tensor, behaviour_logp: Tensor, mask: Tensor) -> dict[str, float]:
+    """How far the trainer's log-probs are from the generator's, over masked tokens."""
+    sums = mismatch_sums(old_logp, behaviour_logp, mask)
+    values = torch.stack(list(sums.values())).tolist()  # one transfer from the device
+    return finish_mismatch(dict(zip(sums, values, strict=True)))

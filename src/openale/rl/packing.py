@@ -21,14 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from itertools import accumulate, chain
 from typing import Any
 
+import numpy as np
 import torch
 
 from openale.agent.trajectory import Trajectory
 from openale.rl import losses
 
 NO_CHUNK = -1  # chunk_index / versions value of tokens the policy did not generate
+_NUMPY = {torch.long: np.int64, torch.bool: np.bool_, torch.float32: np.float32}
 
 
 class TrajectoryTokensError(ValueError):
@@ -191,45 +194,69 @@ class PackedBatch:
 
 
 def pack(samples: Sequence[Sample], pad_id: int) -> PackedBatch:
-    """Right-pad ``samples`` into one ``PackedBatch``; T is the longest sample."""
+    """Right-pad ``samples`` into one ``PackedBatch``; T is the longest sample.
+
+    Built from the samples' lists concatenated, one tensor per field (not one per
+    sample): packing runs on the host inside each training step.
+    """
     if not samples:
         raise ValueError("pack() needs at least one sample")
-    b, t = len(samples), max(len(s) for s in samples)
-    input_ids = torch.full((b, t), pad_id, dtype=torch.long)
-    attention = torch.zeros((b, t), dtype=torch.bool)
-    loss_mask = torch.zeros((b, t), dtype=torch.bool)
-    chunk_index = torch.full((b, t), NO_CHUNK, dtype=torch.long)
-    mu = torch.zeros((b, t), dtype=torch.float32)
-    versions = torch.full((b, t), NO_CHUNK, dtype=torch.long)
-    failed = torch.zeros((b, t), dtype=torch.bool)
-    temperature = torch.ones((b, t), dtype=torch.float32)
-    groups: dict[str, int] = {}
-    for i, s in enumerate(samples):
+    lengths = [len(s) for s in samples]
+    b, t = len(samples), max(lengths)
+    for s in samples:
         n = len(s)
         if not (len(s.loss_mask) == len(s.chunk_index) == len(s.behaviour_logprobs) == n):
             raise ValueError(f"sample of {s.trajectory_id}: per-token lists differ in length")
-        input_ids[i, :n] = torch.tensor(s.input_ids, dtype=torch.long)
-        attention[i, :n] = True
-        loss_mask[i, :n] = torch.tensor(s.loss_mask, dtype=torch.bool)
-        index = torch.tensor(s.chunk_index, dtype=torch.long)  # (n,)
-        chunk_index[i, :n] = index
-        mu[i, :n] = torch.tensor(s.behaviour_logprobs, dtype=torch.float32)
-        generated = index >= 0
-        if s.chunk_versions:
-            per_chunk = torch.tensor(s.chunk_versions, dtype=torch.long)  # (K,)
-            versions[i, :n] = torch.where(generated, per_chunk[index.clamp(min=0)], NO_CHUNK)
-        if s.chunk_failed:
-            per_chunk_failed = torch.tensor(s.chunk_failed, dtype=torch.bool)  # (K,)
-            failed[i, :n] = generated & per_chunk_failed[index.clamp(min=0)]
-        if s.chunk_temperatures:
-            per_chunk_t = torch.tensor(s.chunk_temperatures, dtype=torch.float32)  # (K,)
-            if (per_chunk_t <= 0).any():
-                raise ValueError(f"sample of {s.trajectory_id}: a log-prob temperature <= 0")
-            temperature[i, :n] = torch.where(generated, per_chunk_t[index.clamp(min=0)], 1.0)
+    # [B, T] True on real tokens; row-major, so its True cells are the concatenated samples.
+    real = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
+
+    total = sum(lengths)
+
+    def padded(name: str, dtype: torch.dtype, fill: Any) -> torch.Tensor:
+        # numpy reads a Python iterable several times faster than torch.tensor(list),
+        # and masked_scatter_ beats boolean-index assignment by far on a CPU.
+        values = chain.from_iterable(getattr(s, name) for s in samples)
+        flat = torch.from_numpy(np.fromiter(values, dtype=_NUMPY[dtype], count=total))
+        return torch.full((b, t), fill, dtype=dtype).masked_scatter_(real, flat)
+
+    input_ids = padded("input_ids", torch.long, pad_id)
+    loss_mask = padded("loss_mask", torch.bool, False)
+    mu = padded("behaviour_logprobs", torch.float32, 0.0)
+    chunk_index = padded("chunk_index", torch.long, NO_CHUNK)
+    generated = chunk_index >= 0  # [B, T]; padding is NO_CHUNK
+
+    # Per-chunk fields become per-token through one table of every sample's chunks:
+    # token -> offset of its sample's chunks + its chunk index.
+    counts = [max(s.chunk_index, default=NO_CHUNK) + 1 for s in samples]
+    offsets = torch.tensor([0, *accumulate(counts)][:-1])  # [B]
+    key = offsets[:, None] + chunk_index.clamp(min=0)  # [B, T]
+
+    def per_token(name: str, dtype: torch.dtype, default: Any, fill: Any) -> torch.Tensor:
+        table = [
+            v
+            for s, k in zip(samples, counts, strict=True)
+            for v in (getattr(s, name) or [default] * k)[:k]
+        ]
+        if not table:
+            return torch.full((b, t), fill, dtype=dtype)
+        values = torch.tensor(table, dtype=dtype)
+        return torch.where(generated, values[key.clamp(max=len(table) - 1)], fill)
+
+    for s, k in zip(samples, counts, strict=True):
+        for name in ("chunk_versions", "chunk_failed", "chunk_temperatures"):
+            if getattr(s, name) and len(getattr(s, name)) < k:
+                raise ValueError(f"sample of {s.trajectory_id}: {name} has fewer than {k} chunks")
+        if any(x <= 0 for x in s.chunk_temperatures):
+            raise ValueError(f"sample of {s.trajectory_id}: a log-prob temperature <= 0")
+    versions = per_token("chunk_versions", torch.long, NO_CHUNK, NO_CHUNK)
+    failed = per_token("chunk_failed", torch.bool, False, False)
+    temperature = per_token("chunk_temperatures", torch.float32, 1.0, 1.0)
+    groups: dict[str, int] = {}
+    for s in samples:
         groups.setdefault(s.group, len(groups))
     return PackedBatch(
         input_ids=input_ids,
-        attention_mask=attention,
+        attention_mask=real,
         loss_mask=loss_mask,
         chunk_index=chunk_index,
         behaviour_logprobs=mu,
@@ -279,6 +306,9 @@ class PreparedBatch:
     weights: list[float]  # each micro-batch's share of the loss's denominator
     samples: int
     tokens: int  # loss tokens
+    # Per micro-batch: 1 + its largest chunk index, counted on the host so the
+    # chunk-level losses need not read it back from the device.
+    max_chunks: list[int] = field(default_factory=list)
 
     @property
     def padded_tokens(self) -> int:
@@ -319,6 +349,12 @@ def prepare_batch(
     total = sum(counts)
     weights = [c / total if total else 0.0 for c in counts]
     tokens = sum(int(p.loss_mask.sum()) for p in cpu_packs)
+    max_chunks = [int(p.chunk_index.max()) + 1 for p in cpu_packs]  # host tensors: no sync
     packs = [p.to(device) for p in cpu_packs]
-    advantages = [adv_all[mb].to(device) for mb in split]  # [B] each
-    return PreparedBatch(packs, advantages, weights, len(samples), tokens)
+    device = torch.device(device)
+    pin = device.type == "cuda"  # pinned: the copy does not hold the host up
+    advantages = [
+        (adv_all[mb].pin_memory() if pin else adv_all[mb]).to(device, non_blocking=pin)
+        for mb in split
+    ]  # [B] each
+    return PreparedBatch(packs, advantages, weights, len(samples), tokens, max_chunks)

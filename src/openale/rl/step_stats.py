@@ -1,4 +1,11 @@
-"""``StepStats``: what one trainer step did, and how its per-micro-batch figures combine."""
+"""``StepStats``: what one trainer step did, and how its per-micro-batch figures combine.
+
+The figures a step measures on the device (losses, the loss functions' stats,
+pi_old vs mu) stay device tensors while the step runs, summed across
+micro-batches in a ``PendingStats``; ``PendingStats.resolve`` reads them all
+back in one transfer at the end, so the step never stalls mid-way waiting for
+the accelerator.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,6 @@ from typing import Any
 import torch
 
 from openale.rl import losses
-from openale.rl.packing import PackedBatch
 
 # Loss-function stats that are counts: summed over micro-batches, not averaged.
 COUNT_STATS = {"tokens", "chunks", "mismatch_dropped_chunks"}
@@ -45,18 +51,48 @@ class StepStats:
         out["reward"] = out["reward_mean"]
         return out
 
-    def add_algo(self, parts: dict[str, float], weight: float) -> None:
+
+class PendingStats:
+    """A step's device-side figures, accumulated over micro-batches without a device sync."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}  # "loss", "kl", "imitation_loss"
+        self.algo: dict[str, torch.Tensor] = {}
+        self.mismatch: dict[str, torch.Tensor] | None = None
+        self.grad_norm: torch.Tensor | None = None
+
+    def add(self, name: str, value: torch.Tensor, weight: float) -> None:
+        """``name += value * weight`` (``value`` a 0-d tensor)."""
+        value = value.detach() * weight
+        self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def add_algo(self, parts: dict[str, torch.Tensor], weight: float) -> None:
         """Fold one micro-batch's loss stats in: weighted means, counts summed."""
         for k, v in parts.items():
-            self.algo[k] = self.algo.get(k, 0.0) + v * (1.0 if k in COUNT_STATS else weight)
+            v = v.detach() * (1.0 if k in COUNT_STATS else weight)
+            self.algo[k] = self.algo[k] + v if k in self.algo else v
 
+    def add_mismatch(self, old: torch.Tensor, behaviour: torch.Tensor, mask: torch.Tensor) -> None:
+        """Behaviour mu vs pi_old over one micro-batch's loss tokens."""
+        sums = losses.mismatch_sums(old, behaviour, mask)
+        merged = sums if self.mismatch is None else losses.merge_mismatch(self.mismatch, sums)
+        self.mismatch = merged
 
-def behaviour_mismatch(packs: list[PackedBatch], old: list[torch.Tensor]) -> dict[str, float]:
-    """Behaviour mu vs pi_old over every loss token of the batch."""
-    if not packs:
-        return {"tokens": 0.0}
-    old_all = torch.cat([o[p.loss_mask] for p, o in zip(packs, old, strict=True)])  # [N]
-    mu_all = torch.cat([p.behaviour_logprobs[p.loss_mask] for p in packs])  # [N]
-    return losses.mismatch_stats(
-        old_all[None], mu_all[None], torch.ones_like(old_all[None], dtype=torch.bool)
-    )
+    def resolve(self, stats: StepStats) -> StepStats:
+        """Read every pending figure back in one transfer and write them into ``stats``."""
+        named: list[tuple[str, str, torch.Tensor]] = [("", k, v) for k, v in self.sums.items()]
+        named += [("algo", k, v) for k, v in self.algo.items()]
+        named += [("mismatch", k, v) for k, v in (self.mismatch or {}).items()]
+        if self.grad_norm is not None:
+            named.append(("", "grad_norm", self.grad_norm))
+        values = torch.stack([v.float() for _, _, v in named]).tolist() if named else []
+        mismatch: dict[str, float] = {}
+        for (group, k, _), v in zip(named, values, strict=True):
+            if group == "algo":
+                stats.algo[k] = stats.algo.get(k, 0.0) + v
+            elif group == "mismatch":
+                mismatch[k] = v
+            else:
+                setattr(stats, k, getattr(stats, k) + v if k != "grad_norm" else v)
+        stats.mismatch = losses.finish_mismatch(mismatch) if mismatch else {"tokens": 0.0}
+        return stats

@@ -27,6 +27,12 @@ LoRA (``peft``, ``openale.rl.lora``) trains only adapter weights;
 ``policy_state_dict`` still hands generators full weights, with the adapter
 merged in. Micro-batching is ``packing.prepare_batch``; what a step reports,
 ``step_stats.StepStats``.
+
+A step waits for the accelerator once, at its end: the figures it reports stay
+device tensors until then (``step_stats.PendingStats``), and the host-side
+sizes the losses need (chunk counts, loss weights) are counted while packing.
+On CUDA, AdamW is PyTorch's fused kernel (one pass over the weights and
+optimizer state instead of one per elementwise operation).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from openale.rl import checkpoint as ckpt
 from openale.rl import logprobs, losses
 from openale.rl.lora import LoraSettings, merged_state_dict, wrap_lora
 from openale.rl.packing import PackedBatch, PreparedBatch, Sample, prepare_batch
-from openale.rl.step_stats import StepStats, behaviour_mismatch
+from openale.rl.step_stats import PendingStats, StepStats
 
 
 class UntrainableModelError(TypeError):
@@ -127,6 +133,7 @@ class Trainer:
             betas=config.betas,
             eps=config.adam_eps,
             weight_decay=config.weight_decay,
+            fused=self.device.type == "cuda" or None,
         )
 
     # -- log-probs -----------------------------------------------------------------------
@@ -167,8 +174,8 @@ class Trainer:
         they never enter the RL loss, and with ``imitation_coef == 0`` not at all.
         """
         started = time.perf_counter()
-        stats = self.accumulate_gradients(samples, imitation)
-        return self._optimizer_step(stats, started)
+        stats, pending = self._accumulate(samples, imitation)
+        return self._optimizer_step(stats, pending, started)
 
     def sft_step(self, samples: Sequence[Sample]) -> StepStats:
         """One optimizer step of error-masked SFT: NLL of generated tokens of chunks that worked."""
@@ -178,22 +185,26 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         prepared = self._prepare(samples, sft=True)
         self.model.train()
-        total = 0.0
+        pending = PendingStats()
         for p, weight in zip(prepared.packs, prepared.weights, strict=True):
             if weight == 0:
                 continue
             logp = self.token_logprobs(p, grad=True)
             loss, _ = losses.sft_loss(logp, p.loss_mask, p.token_failed, agg=self.config.agg)
             (loss * weight).backward()
-            total += float(loss.detach()) * weight
-        stats = self._base_stats(prepared, samples)
-        stats.loss = total
-        return self._optimizer_step(stats, started)
+            pending.add("loss", loss, weight)
+        return self._optimizer_step(self._base_stats(prepared, samples), pending, started)
 
     def accumulate_gradients(
         self, samples: Sequence[Sample], imitation: Sequence[Sample] = ()
     ) -> StepStats:
         """Zero the gradients and accumulate the whole batch's loss gradient (no optimizer step)."""
+        stats, pending = self._accumulate(samples, imitation)
+        return pending.resolve(stats)
+
+    def _accumulate(
+        self, samples: Sequence[Sample], imitation: Sequence[Sample]
+    ) -> tuple[StepStats, PendingStats]:
         cfg = self.config
         imitation = [*imitation, *(s for s in samples if s.imitation)]
         samples = [s for s in samples if not s.imitation]
@@ -207,6 +218,7 @@ class Trainer:
         )
         refs = self._reference_logprobs(prepared.packs)
         stats = self._base_stats(prepared, samples)
+        pending = PendingStats()
 
         self.model.train()
         for i, p in enumerate(prepared.packs):
@@ -214,9 +226,8 @@ class Trainer:
             if weight == 0:  # no loss tokens: nothing to learn, no mismatch to measure
                 continue
             logp = self.token_logprobs(p, grad=True)
-            if old[i] is None:  # same weights, no step in between: pi_old is this forward
-                old[i] = logp.detach()
-            loss, parts = self._loss(p, logp, old[i], prepared.advantages[i])
+            old_i = old[i] if old[i] is not None else logp.detach()  # same weights: pi_old
+            loss, parts = self._loss(p, logp, old_i, prepared.advantages[i], prepared.max_chunks[i])
             if refs[i] is not None:
                 kl = losses.aggregate(
                     losses.kl_penalty(logp, refs[i], p.loss_mask, kind=cfg.kl_kind),
@@ -224,12 +235,11 @@ class Trainer:
                     cfg.agg,
                 )
                 loss = loss + cfg.kl_coef * kl
-                stats.kl += float(kl.detach()) * weight
+                pending.add("kl", kl, weight)
             (loss * weight).backward()
-            stats.loss += float(loss.detach()) * weight
-            stats.add_algo(parts, weight)
-        measured = [(p, o) for p, o in zip(prepared.packs, old, strict=True) if o is not None]
-        stats.mismatch = behaviour_mismatch([p for p, _ in measured], [o for _, o in measured])
+            pending.add("loss", loss, weight)
+            pending.add_algo(parts, weight)
+            pending.add_mismatch(old_i, p.behaviour_logprobs, p.loss_mask)
 
         if imitation and cfg.imitation_coef > 0:
             im = self._prepare(imitation, sft=True)
@@ -239,10 +249,10 @@ class Trainer:
                 logp = self.token_logprobs(p, grad=True)
                 loss, _ = losses.sft_loss(logp, p.loss_mask, p.token_failed, agg=cfg.agg)
                 (cfg.imitation_coef * weight * loss).backward()
-                stats.imitation_loss += float(loss.detach()) * weight
-            stats.loss += cfg.imitation_coef * stats.imitation_loss
+                pending.add("imitation_loss", loss, weight)
+                pending.add("loss", loss, cfg.imitation_coef * weight)
             stats.padded_tokens += im.padded_tokens
-        return stats
+        return stats, pending
 
     @torch.no_grad()
     def objective(self, samples: Sequence[Sample], old: list[torch.Tensor] | None = None) -> float:
@@ -254,22 +264,27 @@ class Trainer:
         prepared = self._prepare(samples)
         old = old if old is not None else self._old_logprobs(prepared.packs)
         self.model.eval()
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for i, p in enumerate(prepared.packs):
             logp = self.token_logprobs(p)
-            loss, _ = self._loss(p, logp, old[i], prepared.advantages[i])
-            total += float(loss) * prepared.weights[i]
-        return total
+            loss, _ = self._loss(p, logp, old[i], prepared.advantages[i], prepared.max_chunks[i])
+            total += loss * prepared.weights[i]
+        return float(total)
 
     def _loss(
-        self, p: PackedBatch, logp: torch.Tensor, old: torch.Tensor, adv: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+        self,
+        p: PackedBatch,
+        logp: torch.Tensor,
+        old: torch.Tensor,
+        adv: torch.Tensor,
+        max_chunks: int,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
         mask = p.loss_mask
         if cfg.algorithm == "ipa":
             return losses.ipa_loss(
                 logp, old, p.behaviour_logprobs, p.rewards, p.chunk_index, p.num_chunks, mask,
-                gamma=cfg.gamma, H=cfg.mismatch_threshold, agg=cfg.agg,
+                gamma=cfg.gamma, H=cfg.mismatch_threshold, agg=cfg.agg, max_chunks=max_chunks,
             )  # fmt: skip
         if cfg.algorithm == "grpo":
             return losses.grpo_loss(logp, old, adv, mask, clip_eps=cfg.clip_eps, agg=cfg.agg)
@@ -310,14 +325,14 @@ class Trainer:
             staleness_max=float(max(stale)) if stale else 0.0,
         )
 
-    def _optimizer_step(self, stats: StepStats, started: float) -> StepStats:
+    def _optimizer_step(self, stats: StepStats, pending: PendingStats, started: float) -> StepStats:
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        pending.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.version += 1
+        pending.resolve(stats)  # the step's one wait for the device
         stats.version = self.version
-        stats.grad_norm = float(grad_norm)
         stats.seconds = time.perf_counter() - started
         stats.tokens_per_s = stats.padded_tokens / stats.seconds if stats.seconds > 0 else 0.0
         return stats
