@@ -58,6 +58,7 @@ bench: setup
 	$(PY) benchmarks/rl_rollout_bench.py
 	$(PY) benchmarks/rl_async_bench.py
 	$(PY) benchmarks/rl_ipa_vs_grpo.py
+	$(PY) benchmarks/safety_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks scripts
