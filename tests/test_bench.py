@@ -107,12 +107,31 @@ def test_cli_run_with_an_agent_from_an_import_path(tmp_path):
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    # Not a terminal: one plain line per finished trial, as it finishes.
+    trial_lines = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert sorted(line[:5] for line in trial_lines) == ["[1/2]", "[2/2]"]
+    assert any("good#0 passed reward 1.0" in line for line in trial_lines)
+    assert any("legacy-tb#0 failed" in line for line in trial_lines)
     rows = {r.task: r for r in read_results(out)}
     assert rows["good"].passed and rows["good"].agent == "snoop" and rows["good"].model == "none"
     assert not rows["legacy-tb"].passed
     again = runner.invoke(app, args)
     assert "2 finished trial(s) skipped" in again.output
     assert len(read_results(out)) == 2
+
+
+def test_cli_run_exits_1_on_harness_errors_and_2_when_no_task_matches(tmp_path):
+    out = tmp_path / "errors"
+    args = ["bench", "run", "-t", str(DATA), "-a", "oracle", "-o", str(out), "-f", "no-reward"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "1 of 1 trial(s) ended in a harness error (first: no-reward, verify)" in result.output
+    assert "ERROR in verify" in result.output  # the trial's own line says so too
+    assert [r.error_stage for r in read_results(out)] == ["verify"]
+
+    nothing = ["bench", "run", "-t", str(DATA), "-a", "oracle", "-o", str(out), "-f", "nomatch*"]
+    result = runner.invoke(app, nothing)
+    assert result.exit_code == 2 and "no task" in result.output
 
 
 def test_cli_errors_are_one_line(tmp_path):

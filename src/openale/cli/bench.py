@@ -12,7 +12,7 @@ from rich.table import Table
 
 from openale.bench import BenchRun, load_agent, write_report
 from openale.bench.report import Score, Summary
-from openale.cli.common import console, user_errors
+from openale.cli.common import UsageError, console, print_error, user_errors
 from openale.tasks import load_tasks
 
 bench_app = typer.Typer(help="Run agents on tasks and report the scores.", no_args_is_help=True)
@@ -45,6 +45,8 @@ def run(
             split=split,
             limit=limit,
         )
+        if not selected:
+            raise UsageError(f"no task in {tasks!r} matches the filters given")
         kwargs = {"model": model} if model else {}
         factory = functools.partial(load_agent, agent, **kwargs)
         factory()  # fail now, not in every trial, if the agent cannot be built
@@ -57,6 +59,14 @@ def run(
             summary, path = write_report(out)
             print_summary(summary)
             console.print(f"report: {path}")
+    # A harness error is no verdict on the agent: the run did not measure what it was asked to.
+    errored = [r for r in rows if r.error is not None]
+    if errored:
+        print_error(
+            f"{len(errored)} of {len(rows)} trial(s) ended in a harness error"
+            f" (first: {errored[0].task}, {errored[0].error_stage}); see {out / 'results.jsonl'}"
+        )
+        raise typer.Exit(1)
 
 
 @bench_app.command("report")
