@@ -186,6 +186,25 @@ def test_gc_removes_sandboxes_whose_owner_died(engine):
         Sandbox.attach(kept).close()
 
 
+def test_a_process_closes_what_it_owns_at_exit_but_not_detached_sandboxes(engine):
+    code = (
+        "import sys; from openale.sandbox import Sandbox\n"
+        "owned = Sandbox.create(image=sys.argv[1])\n"
+        "kept = Sandbox.create(image=sys.argv[1], detach=True)\n"
+        "print(owned.id, kept.id, flush=True)\n"
+    )  # exits normally without close(): the at-exit handler decides
+    done = subprocess.run(
+        [sys.executable, "-c", code, BASE_IMAGE], capture_output=True, text=True, env=os.environ
+    )
+    owned, kept = done.stdout.split()
+    try:
+        assert done.returncode == 0, done.stderr
+        listed = ids(Sandbox.list())
+        assert owned not in listed and kept in listed
+    finally:
+        Sandbox.attach(kept).close()
+
+
 def test_audit_log_records_everything(engine):
     with Sandbox.create(SandboxSpec(image=BASE_IMAGE)) as sb:
         sb.commands.run("echo hello; exit 3")

@@ -70,6 +70,14 @@ def _matching(s: str, i: int, open_: str, close: str) -> int:
     return n
 
 
+def _backtick(s: str, i: int, parts: list[tuple[str, str]]) -> int:
+    """A `...` substitution starting at ``s[i]``: record it, return the index after it."""
+    j = s.find("`", i + 1)
+    j = len(s) if j < 0 else j
+    parts.append(("sub", s[i + 1 : j]))
+    return j + 1
+
+
 def _dollar(s: str, i: int, parts: list[tuple[str, str]]) -> int:
     """Read a ``$`` expansion at ``s[i] == "$"``; return the index after it."""
     n = len(s)
@@ -206,10 +214,7 @@ def _word(s: str, i: int) -> tuple[Word, int]:
                     i = _dollar(s, i, parts)
                 elif c == "`":
                     flush()
-                    j = s.find("`", i + 1)
-                    j = n if j < 0 else j
-                    parts.append(("sub", s[i + 1 : j]))
-                    i = j + 1
+                    i = _backtick(s, i, parts)
                 else:
                     buf.append(c)
                     i += 1
@@ -219,10 +224,7 @@ def _word(s: str, i: int) -> tuple[Word, int]:
             i = _dollar(s, i, parts)
         elif ch == "`":
             flush()
-            j = s.find("`", i + 1)
-            j = n if j < 0 else j
-            parts.append(("sub", s[i + 1 : j]))
-            i = j + 1
+            i = _backtick(s, i, parts)
         else:
             buf.append(ch)
             i += 1

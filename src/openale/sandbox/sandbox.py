@@ -14,11 +14,9 @@ threads, and the control plane serves them over HTTP. With ``server=`` (or
 
 from __future__ import annotations
 
-import atexit
 import secrets
 import threading
 import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from openale.sandbox import terminal
@@ -36,6 +34,7 @@ from openale.sandbox.engine import (
 from openale.sandbox.errors import SandboxError, SandboxNotRunningError
 from openale.sandbox.files import Files
 from openale.sandbox.info import info_from_inspect, info_from_summary
+from openale.sandbox.owned import disown, own
 from openale.sandbox.protocol import AnySandbox
 from openale.sandbox.reaper import owner_label, start_reaper
 from openale.sandbox.runtime import SNAPSHOT_REPOSITORY, DockerRuntime, now
@@ -43,18 +42,6 @@ from openale.sandbox.session import Sessions
 from openale.sandbox.settings import SandboxSettings, is_remote
 from openale.sandbox.snapshots import load_snapshot
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot, as_spec
-
-_live: weakref.WeakSet[Sandbox] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_owned() -> None:
-    for sb in list(_live):
-        if not sb.detached:
-            try:
-                sb.close()
-            except Exception:  # the engine may already be gone at interpreter exit
-                pass
 
 
 class Sandbox:
@@ -83,7 +70,7 @@ class Sandbox:
         self._oom_seen: int | None = None
         self._lock = threading.Lock()
         self.closed = False
-        _live.add(self)
+        own(self)
 
     # -- construction -----------------------------------------------------------------
 
@@ -290,7 +277,7 @@ class Sandbox:
         self.sessions.close_all()
         if self.runtime.remove(self.container):
             self.audit.record(self.id, "lifecycle", "deleted")
-        _live.discard(self)
+        disown(self)
 
     def __enter__(self) -> Sandbox:
         return self

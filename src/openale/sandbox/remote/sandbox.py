@@ -16,14 +16,13 @@ are, so a command never runs twice.
 
 from __future__ import annotations
 
-import atexit
 import tempfile
 import threading
-import weakref
 from pathlib import Path
 
 from openale.sandbox.errors import SandboxError, SessionClosedError
 from openale.sandbox.files import FileEntry
+from openale.sandbox.owned import disown, own
 from openale.sandbox.remote import calls, ops
 from openale.sandbox.remote.core import Call, CommandEvents, RemoteState, require_target
 from openale.sandbox.remote.http import RemoteHttp
@@ -32,19 +31,6 @@ from openale.sandbox.remote.tar import CHUNK, pack_dir, rereadable, unpack_dir
 from openale.sandbox.remote.ws import SessionSocket
 from openale.sandbox.settings import SandboxSettings
 from openale.sandbox.spec import CommandResult, SandboxInfo, SandboxSpec, Snapshot
-
-_live: weakref.WeakSet[RemoteSandbox] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_owned() -> None:
-    for sb in list(_live):
-        if not sb.detached:
-            try:
-                sb.close()
-            except Exception:  # the server may already be gone at interpreter exit
-                pass
-
 
 # -- commands ---------------------------------------------------------------------------
 
@@ -263,7 +249,7 @@ class RemoteSandbox(RemoteState):
         self.sessions = RemoteSessions(self)
         self.files = RemoteFiles(self)
         self._lock = threading.Lock()
-        _live.add(self)
+        own(self)
 
     @classmethod
     def create(
@@ -362,7 +348,7 @@ class RemoteSandbox(RemoteState):
                 return
             self.closed = True
         self._http.run(ops.delete(self.id))
-        _live.discard(self)
+        disown(self)
 
     def __enter__(self) -> RemoteSandbox:
         return self
