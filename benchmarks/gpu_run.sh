@@ -8,12 +8,12 @@ set -u
 D=$1; R=$2; TINY=${3:-}; PARTS=${PARTS:-checks trainer generation}
 B=$(dirname "$0"); TOK=$B/../tok
 if [ -n "$TINY" ]; then
-  M1=arch:tiny; M2=arch:tiny; T1="--samples 2 --length 64 --micro-batch-tokens 128 --repeats 1"
+  M1=arch:tiny; M2=arch:tiny; T1="--samples 2 --length 64 --micro-batch-tokens 128 --repeats 1 --compile aot_eager"
   T2=$T1; G="--prompts 2 --prompt-len 16 --tokens 4 --repeats 1"; DT=float32
 else
   M1=arch:smollm2; M2=arch:qwen2-1.5b
-  T1="--samples 32 --length 1024 --micro-batch-tokens 8192 --repeats 5"
-  T2="--samples 16 --length 2048 --micro-batch-tokens 8192 --repeats 4"
+  T1="--samples 32 --length 1024 --micro-batch-tokens 8192 --repeats 10 --compile inductor"
+  T2="--samples 16 --length 2048 --micro-batch-tokens 8192 --repeats 4 --compile inductor"
   G="--prompts 32 --prompt-len 512 --tokens 128 --repeats 3"; DT=bfloat16
 fi
 has() { [[ " $PARTS " == *" $1 "* ]]; }

@@ -44,6 +44,7 @@ and writes the kernels' time table to FILE.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -168,6 +169,22 @@ def run(args: argparse.Namespace) -> dict:
         "trainer_separate_old": lambda: timed("trainer_separate_old", lambda: trainer_step(True)),
         "bare": lambda: timed("bare", bare),
     }
+    if args.compile:
+        # A second trainer on a copy of the weights, its forward through torch.compile.
+        compiled = Trainer(
+            copy.deepcopy(model),
+            tokenizer,
+            config.model_copy(
+                update={"compile": True if args.compile == "inductor" else args.compile}
+            ),
+            out_dir=tempfile.mkdtemp(prefix="rl-bench-"),
+            device=device,
+        )
+
+        def compiled_step() -> None:
+            assert compiled.train_step(samples).padded_tokens == padded
+
+        sides["trainer_compiled"] = lambda: timed("trainer_compiled", compiled_step)
     if fused_opt is not None:
         sides["bare_fused_adamw"] = lambda: timed("bare_fused_adamw", lambda: bare(fused_opt))
 
@@ -184,6 +201,11 @@ def run(args: argparse.Namespace) -> dict:
                 for name in ("bare_fused_adamw",)
                 if name in basis
             },
+            **(
+                {"value_compiled": round(basis["bare"] / basis["trainer_compiled"], 3)}
+                if "trainer_compiled" in basis
+                else {}
+            ),
             "wall_ratio": round(med["bare"] / med["trainer"], 3),
             "wall_ratio_separate_old_pass": round(med["bare"] / med["trainer_separate_old"], 3),
             "goal": 0.95 if cuda else 0.8,
@@ -216,6 +238,7 @@ def run(args: argparse.Namespace) -> dict:
             **{f"{name}_tokens_per_s": round(padded / m, 1) for name, m in med.items()},
             "timestamp": datetime.now(UTC).isoformat(),
             "torch": torch.__version__,
+            "host_threads": torch.get_num_threads(),
         }
         if not cuda:
             out.update({f"{n}_tokens_per_cpu_s": round(padded / m, 1) for n, m in med_cpu.items()})
@@ -309,6 +332,11 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--out", default=None, help="results file (default: results/rl.json)")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--compile",
+        default=None,
+        help="also time a trainer with TrainerConfig.compile (inductor, or a backend name)",
+    )
     parser.add_argument("--profile", default=None, help="write a profile of one step per side")
     args = parser.parse_args()
     print(json.dumps(run(args), indent=2))  # run() saved it after every repeat
