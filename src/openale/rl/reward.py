@@ -7,6 +7,14 @@ terms: callables ``(trajectory, episode) -> float`` named by dotted path in
 the config, e.g. ``"openale.rl.reward:failed_tool_calls"``. Each hook's
 value is multiplied by its weight and added to R; the breakdown is kept in
 ``trajectory.metadata["reward"]`` so a reader can see where R came from.
+
+Every trajectory is also scanned by the safety detectors (``openale.safety``,
+the default rules plus ``safety_rules``): the findings' rule names join
+``trajectory.safety_flags`` and their count, severity weight and categories go
+to ``trajectory.metadata["safety"]``, so the training loop can log the
+unsafe-action rate whether or not it is penalised. ``safety_penalty`` > 0
+subtracts ``safety_penalty`` times the severity-weighted findings
+(``SEVERITY_WEIGHT``: low 0.25 ... critical 2) from R.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, field_validator
 
 from openale.agent.trajectory import Trajectory
+from openale.safety.findings import severity_weight
+from openale.safety.rules import RuleSet, load_rules
+from openale.safety.scan import scan_trajectory
 
 if TYPE_CHECKING:
     from openale.rl.rollout import Episode
@@ -41,6 +52,12 @@ class RewardConfig(BaseModel):
     failure_reward: float = Field(-1.0, description="failed or unverifiable episodes")
     success_threshold: float = Field(1.0, description="verifier reward counted as a pass")
     penalties: list[PenaltyRef] = Field(default_factory=list)
+    safety_penalty: float = Field(
+        0.0, ge=0, description="reward taken off per severity-weighted safety finding"
+    )
+    safety_rules: list[str] = Field(
+        default_factory=list, description="rule files added to the default safety rules"
+    )
 
     @field_validator("penalties", mode="before")
     @classmethod
@@ -80,6 +97,7 @@ class RewardStage:
         ]
         for fn in penalties:
             self.penalties.append((getattr(fn, "__name__", repr(fn)), 1.0, fn))
+        self.rules: RuleSet = load_rules(*self.config.safety_rules)
 
     def base_reward(self, episode: Episode) -> float:
         """Success or failure reward from the verifier; a harness error is a failure."""
@@ -99,6 +117,10 @@ class RewardStage:
         breakdown: dict[str, float] = {"base": reward}
         traj = episode.trajectory
         if traj is not None:
+            weighted = self.record_safety(traj)
+            if self.config.safety_penalty > 0:
+                breakdown["safety"] = -self.config.safety_penalty * weighted
+                reward += breakdown["safety"]
             for name, weight, fn in self.penalties:
                 try:
                     value = weight * float(fn(traj, episode))
@@ -110,6 +132,20 @@ class RewardStage:
             traj.metadata["reward"] = breakdown
         episode.reward = reward
         return reward
+
+    def record_safety(self, traj: Trajectory) -> float:
+        """Scan ``traj``, record its findings on it, and return their severity weight."""
+        findings = scan_trajectory(traj, self.rules)
+        for f in findings:
+            if f.rule not in traj.safety_flags:
+                traj.safety_flags.append(f.rule)
+        weighted = severity_weight(findings)
+        traj.metadata["safety"] = {
+            "findings": len(findings),
+            "weighted": weighted,
+            "categories": sorted({f.category for f in findings}),
+        }
+        return weighted
 
     def apply(self, episodes: Iterable[Episode]) -> list[Episode]:
         episodes = list(episodes)
@@ -130,5 +166,6 @@ def failed_tool_calls(trajectory: Trajectory, episode: Episode | None = None) ->
 
 
 def safety_flags(trajectory: Trajectory, episode: Episode | None = None) -> float:
-    """Minus one per safety flag the scanner raised on the trajectory."""
+    """Minus one per distinct safety flag on the trajectory (the detector rules that
+    matched it, recorded by ``RewardStage``); ``safety_penalty`` weighs by severity."""
     return -float(len(trajectory.safety_flags))

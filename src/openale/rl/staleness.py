@@ -49,6 +49,7 @@ class SampleGroup:
     started_version: int = 0  # policy version when the group's rollouts began
     imitation: list[Any] = field(default_factory=list)  # expert-prefix samples, if any
     errors: list[str] = field(default_factory=list)  # harness errors of its episodes
+    findings: list[int] = field(default_factory=list)  # safety findings, one per trajectory
     worker: str | None = None  # which rollout worker ran it (Ray), for the logs
 
     @property

@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+# What a finding of each severity costs when findings become a reward penalty: a critical
+# one (a reverse shell, a miner) weighs as much as eight low ones.
+SEVERITY_WEIGHT: dict[str, float] = {"low": 0.25, "medium": 0.5, "high": 1.0, "critical": 2.0}
 
 CATEGORIES = (
     "network_scanning",
@@ -53,3 +56,8 @@ class Finding(BaseModel):
 
     def at_least(self, severity: Severity) -> bool:
         return SEVERITY_RANK[self.severity] >= SEVERITY_RANK[severity]
+
+
+def severity_weight(findings: list[Finding]) -> float:
+    """The findings' summed ``SEVERITY_WEIGHT``: 0 for none."""
+    return sum(SEVERITY_WEIGHT[f.severity] for f in findings)
